@@ -1,0 +1,1 @@
+"""The hub subgraph: one identity per person, profiles, privacy settings, the realm registry."""

@@ -1,0 +1,110 @@
+"""One settings object for every role, read from environment variables and CLI flags.
+
+Every field has an environment variable ``PEK_<FIELD>`` (upper case); a CLI flag given to
+``pek <role>`` overrides it. The README lists them all; ``tests/test_settings.py`` checks
+that the README and this file agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./pek-dev.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one pek process (any role)."""
+
+    #: Development mode: demo sign-in, query plans on request, detailed errors in logs.
+    dev: bool = False
+    #: Address the server binds to.
+    host: str = "127.0.0.1"
+    #: Port the server listens on.
+    port: int = 8000
+    #: SQLAlchemy URL of the hub's database (sqlite+aiosqlite:/// or postgresql+asyncpg://).
+    hub_database_url: str = DEFAULT_SQLITE_URL
+    #: SQLAlchemy URL of the realm's database.
+    realm_database_url: str = DEFAULT_SQLITE_URL
+    #: Id of the realm a realm process serves (lower-case letters, digits and dashes).
+    realm_id: str = "hub"
+    #: Display name of that realm.
+    realm_name: str = "Hub"
+    #: Redis URL for shared caches; empty means an in-process cache.
+    redis_url: str = ""
+    #: URL of the hub subgraph's GraphQL endpoint (used by the router).
+    hub_url: str = "http://127.0.0.1:8001/graphql"
+    #: URL of the realm subgraph's GraphQL endpoint (used by the router).
+    realm_url: str = "http://127.0.0.1:8002/graphql"
+    #: Path of a supergraph SDL file; empty means compose it from the subgraphs at start-up.
+    supergraph: str = ""
+    #: Create demo data on first start when the database is empty.
+    demo_data: bool = False
+    #: Serve GraphiQL at GET /graphql.
+    graphiql: bool = True
+    #: Allow introspection queries.
+    introspection: bool = True
+    #: Timeout in seconds of one subgraph fetch.
+    subgraph_timeout: float = 10.0
+    #: Secret that signs the dev sign-in cookie (dev mode only).
+    secret_key: str = "pek-dev-secret-change-me"
+    #: Python log level.
+    log_level: str = "info"
+    #: Run database migrations (create the schema) on start-up.
+    migrate: bool = True
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from ``PEK_*`` variables, then apply non-None ``overrides``."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(env_name(f.name))
+            if raw is not None:
+                values[f.name] = _convert(raw, hints[f.name], f.name)
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def env_name(field_name: str) -> str:
+    return "PEK_" + field_name.upper()
+
+
+def _convert(raw: str, kind: Any, name: str) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"{env_name(name)}={raw!r} is not a boolean (use true or false)")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{env_name(name)}={raw!r} is not an integer") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{env_name(name)}={raw!r} is not a number") from None
+    return raw
+
+
+def documented_fields() -> list[tuple[str, str]]:
+    """(environment variable, default) for every setting, in declaration order."""
+    return [(env_name(f.name), repr(f.default)) for f in fields(Settings)]
+
+

@@ -1,0 +1,1 @@
+"""The router: composes the supergraph, plans and executes operations across subgraphs."""
