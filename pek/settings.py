@@ -36,10 +36,10 @@ class Settings:
     realm_name: str = "Hub"
     #: Redis URL for shared caches; empty means an in-process cache.
     redis_url: str = ""
-    #: URL of the hub subgraph's GraphQL endpoint (used by the router).
-    hub_url: str = "http://127.0.0.1:8001/graphql"
-    #: URL of the realm subgraph's GraphQL endpoint (used by the router).
-    realm_url: str = "http://127.0.0.1:8002/graphql"
+    #: URL of the hub subgraph's GraphQL endpoint (router); empty: the URL in the supergraph.
+    hub_url: str = ""
+    #: URL of the realm subgraph's GraphQL endpoint (router); empty: the URL in the supergraph.
+    realm_url: str = ""
     #: Path of a supergraph SDL file; empty means compose it from the subgraphs at start-up.
     supergraph: str = ""
     #: Create demo data on first start when the database is empty.

@@ -1,0 +1,266 @@
+"""The ``pek`` command: one subcommand per role, plus tools for the schema and query plans.
+
+    pek dev                     all-in-one: hub + realm + router in one process, demo data, GraphiQL
+    pek hub / pek realm         one subgraph over HTTP
+    pek router                  the router in front of subgraphs over HTTP
+    pek compose                 write the supergraph composed from the subgraphs
+    pek plan                    print the query plan of an operation
+    pek schema export|check     keep the SDL files in schema/ current
+
+Every setting is also an environment variable ``PEK_<NAME>`` (see ``pek.settings``); a flag
+given here wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pek.settings import Settings
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+DEFAULT_PORTS = {"dev": 8000, "router": 8000, "hub": 8001, "realm": 8002}
+
+
+def _server_flags(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--host", help="address to bind (PEK_HOST, default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, help=f"port to listen on (PEK_PORT, default {DEFAULT_PORTS[role]})"
+    )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        default=None,
+        help="development mode: dev sign-in, query plans on request (PEK_DEV)",
+    )
+    parser.add_argument("--log-level", help="debug, info, warning, error (PEK_LOG_LEVEL)")
+
+
+def _database_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB "
+        "(PEK_HUB_DATABASE_URL / PEK_REALM_DATABASE_URL)",
+    )
+
+
+def _subgraph_url_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub-url", help="hub subgraph GraphQL URL (PEK_HUB_URL)")
+    parser.add_argument("--realm-url", help="realm subgraph GraphQL URL (PEK_REALM_URL)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pek",
+        description="pek-federation: one GraphQL endpoint over a hub subgraph and realm subgraphs.",
+        epilog="Every setting is also an environment variable PEK_<NAME>; flags win.",
+    )
+    roles = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    dev = roles.add_parser(
+        "dev",
+        help="all-in-one: hub, realm and router in one process (SQLite, demo data, GraphiQL)",
+        description="Run hub, realm and router in one process with in-process calls, a SQLite "
+        "file, demo data created on first start, GraphiQL at /graphql and the dev sign-in.",
+    )
+    _server_flags(dev, "dev")
+    _database_flag(dev)
+    dev.add_argument("--no-demo-data", action="store_true", help="do not create demo data")
+
+    hub = roles.add_parser(
+        "hub",
+        help="the hub subgraph over HTTP (identity, profiles, realm registry)",
+        description="Serve the hub subgraph: POST /graphql (Apollo Federation v2), GET /health.",
+    )
+    _server_flags(hub, "hub")
+    _database_flag(hub)
+    hub.add_argument("--demo-data", action="store_true", default=None, help="seed demo users")
+
+    realm = roles.add_parser(
+        "realm",
+        help="the realm subgraph over HTTP (groups, memberships, evaluations of one realm)",
+        description="Serve the realm subgraph for one realm: POST /graphql, GET /health.",
+    )
+    _server_flags(realm, "realm")
+    _database_flag(realm)
+    realm.add_argument("--realm-id", help="id of the realm served (PEK_REALM_ID)")
+    realm.add_argument("--realm-name", help="display name of the realm (PEK_REALM_NAME)")
+    realm.add_argument("--demo-data", action="store_true", default=None, help="seed demo groups")
+
+    router = roles.add_parser(
+        "router",
+        help="the router (the public GraphQL endpoint) in front of subgraphs over HTTP",
+        description="Serve the public GraphQL endpoint: POST/GET /graphql, GraphiQL, /health. "
+        "The supergraph comes from --supergraph, or is composed at start-up from the "
+        "subgraphs' _service { sdl } at --hub-url and --realm-url.",
+    )
+    _server_flags(router, "router")
+    router.add_argument("--supergraph", help="supergraph SDL file (PEK_SUPERGRAPH)")
+    _subgraph_url_flags(router)
+
+    comp = roles.add_parser(
+        "compose",
+        help="compose the supergraph from the subgraphs and write it",
+        description="Compose the supergraph SDL. By default from this code's own subgraphs; "
+        "with --from-services, from the running subgraphs' _service { sdl }.",
+    )
+    comp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    comp.add_argument("--from-services", action="store_true", help="ask running subgraphs")
+    _subgraph_url_flags(comp)
+
+    plan = roles.add_parser(
+        "plan",
+        help="print the query plan of an operation against a supergraph",
+        description="Print the query plan of an operation (a file, or - for standard input).",
+    )
+    plan.add_argument("operation", help="file with the GraphQL operation, or -")
+    plan.add_argument("--supergraph", help="supergraph SDL file (default: compose our own)")
+    plan.add_argument("--operation-name", help="operation to plan when the document has several")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    schema = roles.add_parser(
+        "schema",
+        help="export or check the SDL files in schema/ (hub, realm, supergraph)",
+        description="export: write schema/hub.graphql, schema/realm.graphql and "
+        "schema/supergraph.graphql from the code. check: exit 1 if any is out of date.",
+    )
+    schema.add_argument("action", choices=["export", "check"])
+    return parser
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    command = args.command
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "dev", "log_level", "supergraph", "hub_url", "realm_url",
+                 "realm_id", "realm_name", "demo_data"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if command == "dev":
+        overrides["dev"] = True
+        overrides["demo_data"] = not args.no_demo_data
+    settings = Settings.from_env()
+    # Each role has its own default port unless PEK_PORT or --port says otherwise.
+    if "port" not in overrides and command in DEFAULT_PORTS and settings.port == Settings.port:
+        overrides["port"] = DEFAULT_PORTS[command]
+    database_url = getattr(args, "database_url", None)
+    if database_url:
+        if command in ("hub", "dev"):
+            overrides["hub_database_url"] = database_url
+        if command in ("realm", "dev"):
+            overrides["realm_database_url"] = database_url
+    return settings.replace(**overrides)
+
+
+def _serve(app: Any, settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def schema_files(settings: Settings) -> dict[Path, str]:
+    """The SDL files of schema/ as the current code produces them."""
+    from pek import roles
+
+    hub_sdl = roles.hub_subgraph(settings).sdl()
+    realm_sdl = roles.realm_subgraph(settings).sdl()
+    return {
+        SCHEMA_DIR / "hub.graphql": hub_sdl.rstrip() + "\n",
+        SCHEMA_DIR / "realm.graphql": realm_sdl.rstrip() + "\n",
+        SCHEMA_DIR / "supergraph.graphql": roles.local_supergraph(settings).rstrip() + "\n",
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_for(args)
+    except ValueError as exc:
+        print(f"pek: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from pek import roles
+
+    command = args.command
+    if command == "dev":
+        _serve(roles.build_dev_app(settings), settings)
+    elif command in ("hub", "realm"):
+        _serve(roles.build_subgraph_app(command, settings), settings)
+    elif command == "router":
+        _serve(roles.build_router_app(settings), settings)
+    elif command == "compose":
+        import asyncio
+
+        if args.from_services:
+            sdl = asyncio.run(roles.compose_from_services(settings))
+        else:
+            sdl = roles.local_supergraph(settings)
+        if args.output:
+            Path(args.output).write_text(sdl.rstrip() + "\n", encoding="utf-8")
+        else:
+            sys.stdout.write(sdl.rstrip() + "\n")
+    elif command == "plan":
+        return _plan(args, settings)
+    elif command == "schema":
+        # The checked-in files do not depend on the environment: default settings.
+        return _schema(args.action, Settings())
+    return 0
+
+
+def _plan(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from pek import roles
+    from pek.router.gateway import Gateway
+    from pek.router.plan_format import format_plan
+    from pek.router.transport import InProcessTransport
+
+    text = sys.stdin.read() if args.operation == "-" else Path(args.operation).read_text("utf-8")
+    if args.supergraph:
+        supergraph = Path(args.supergraph).read_text("utf-8")
+    else:
+        supergraph = roles.local_supergraph(settings)
+    gateway = Gateway(supergraph, InProcessTransport({}))
+    try:
+        plan = gateway.plan(text, args.operation_name)
+    except Exception as exc:  # a request error: print it as the client would see it
+        print(f"pek plan: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        print(format_plan(plan))
+    return 0
+
+
+def _schema(action: str, settings: Settings) -> int:
+    files = schema_files(settings)
+    stale = [p for p, text in files.items() if not p.exists() or p.read_text("utf-8") != text]
+    if action == "export":
+        for path, text in files.items():
+            path.write_text(text, encoding="utf-8")
+        print("wrote " + ", ".join(str(p.name) for p in files))
+        return 0
+    if stale:
+        names = ", ".join(p.name for p in stale)
+        print(f"schema/ is out of date ({names}): run `pek schema export`", file=sys.stderr)
+        return 1
+    print("schema/ is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

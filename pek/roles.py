@@ -1,0 +1,150 @@
+"""How each role of ``pek`` is assembled from the parts: the one place that knows deployments.
+
+* ``dev``: hub + realm + router in one process, in-process transport, SQLite, demo data.
+* ``hub`` / ``realm``: one subgraph behind HTTP.
+* ``router``: the gateway over HTTP transports, from a supergraph file or composed at start-up
+  from the subgraphs' ``_service { sdl }``.
+
+Everything below the roles (planner, executor, resolvers) is the same in every deployment; only
+the transport handed to the gateway differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+import httpx
+from starlette.applications import Starlette
+
+from pek.router.composition import SubgraphDefinition, compose
+from pek.router.gateway import Gateway
+from pek.router.http import create_app
+from pek.router.transport import HttpTransport, InProcessTransport
+from pek.settings import Settings
+
+log = logging.getLogger("pek")
+
+#: Subgraph names, as they appear in the supergraph's ``join__Graph``.
+HUB = "hub"
+REALM = "realm"
+#: Where ``pek router`` looks for subgraphs when neither a URL nor a supergraph is given.
+DEFAULT_URLS = {HUB: "http://127.0.0.1:8001/graphql", REALM: "http://127.0.0.1:8002/graphql"}
+
+
+def hub_subgraph(settings: Settings):  # type: ignore[no-untyped-def]
+    from pek.hub.service import HubSubgraph
+
+    return HubSubgraph(settings)
+
+
+def realm_subgraph(settings: Settings):  # type: ignore[no-untyped-def]
+    from pek.realm.service import RealmSubgraph
+
+    return RealmSubgraph(settings)
+
+
+def local_supergraph(settings: Settings) -> str:
+    """Compose the supergraph from this code's own subgraph SDLs (no database needed)."""
+    urls = {name: url or DEFAULT_URLS[name] for name, url in _configured_urls(settings).items()}
+    return compose(
+        [
+            SubgraphDefinition(HUB, urls[HUB], hub_subgraph(settings).sdl()),
+            SubgraphDefinition(REALM, urls[REALM], realm_subgraph(settings).sdl()),
+        ]
+    )
+
+
+def build_dev_app(settings: Settings) -> Starlette:
+    """All-in-one: hub, realm and router in this process, talking in-process."""
+    hub = hub_subgraph(settings)
+    realm = realm_subgraph(settings)
+    supergraph = compose(
+        [
+            SubgraphDefinition(HUB, "in-process://hub", hub.sdl()),
+            SubgraphDefinition(REALM, "in-process://realm", realm.sdl()),
+        ]
+    )
+    transport = InProcessTransport({HUB: hub, REALM: realm})
+    gateway = Gateway(supergraph, transport, introspection=settings.introspection)
+
+    async def startup() -> None:
+        # The hub first: the realm's demo data refers to the hub's users.
+        await hub.start()
+        await realm.start()
+        log.info("pek dev: GraphiQL at http://%s:%s/graphql", settings.host, settings.port)
+
+    async def shutdown() -> None:
+        await transport.aclose()
+        await realm.aclose()
+        await hub.aclose()
+
+    return create_app(gateway, settings, on_startup=[startup], on_shutdown=[shutdown])
+
+
+def build_subgraph_app(role: str, settings: Settings) -> Starlette:
+    """``pek hub`` / ``pek realm``: one subgraph served over HTTP."""
+    subgraph = hub_subgraph(settings) if role == HUB else realm_subgraph(settings)
+    app = subgraph.asgi_app()
+    app.router.on_startup.append(subgraph.start)
+    app.router.on_shutdown.append(subgraph.aclose)
+    return app
+
+
+def build_router_app(settings: Settings) -> Starlette:
+    """``pek router``: the gateway in front of subgraphs reached over HTTP."""
+    if settings.supergraph:
+        with open(settings.supergraph, encoding="utf-8") as handle:
+            supergraph = handle.read()
+    else:
+        supergraph = asyncio.run(compose_from_services(settings))
+    # The transport reads each subgraph's URL from the supergraph, unless configured here.
+    probe = Gateway(supergraph, InProcessTransport({}), introspection=settings.introspection)
+    urls = dict(probe.subgraph_urls())
+    for name, url in _configured_urls(settings).items():
+        if url:
+            urls[name] = url
+    transport = HttpTransport(urls, timeout=settings.subgraph_timeout)
+    gateway = Gateway(supergraph, transport, introspection=settings.introspection)
+
+    async def shutdown() -> None:
+        await transport.aclose()
+
+    return create_app(gateway, settings, on_shutdown=[shutdown])
+
+
+async def compose_from_services(settings: Settings, wait_seconds: float = 60.0) -> str:
+    """Fetch ``_service { sdl }`` from every subgraph (waiting for them to start) and compose."""
+    urls = {name: url or DEFAULT_URLS[name] for name, url in _configured_urls(settings).items()}
+    definitions = []
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        for name, url in urls.items():
+            sdl = await _fetch_sdl(client, name, url, wait_seconds)
+            definitions.append(SubgraphDefinition(name, url, sdl))
+    return compose(definitions)
+
+
+async def _fetch_sdl(client: httpx.AsyncClient, name: str, url: str, wait_seconds: float) -> str:
+    deadline = time.monotonic() + wait_seconds
+    last_error = ""
+    while True:
+        try:
+            response = await client.post(url, json={"query": "{ _service { sdl } }"})
+            sdl = response.json()["data"]["_service"]["sdl"]
+            if isinstance(sdl, str):
+                return sdl
+            last_error = "no SDL in the answer"
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            raise SystemExit(
+                f"pek router: subgraph {name!r} at {url} did not give its SDL ({last_error})"
+            )
+        log.info("waiting for subgraph %s at %s (%s)", name, url, last_error)
+        await asyncio.sleep(1.0)
+
+
+def _configured_urls(settings: Settings) -> Mapping[str, str]:
+    return {HUB: settings.hub_url, REALM: settings.realm_url}
