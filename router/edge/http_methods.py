@@ -1,0 +1,40 @@
+"""Only queries over GET: a mutation must be a POST (Apollo's allow_only_http_post_mutations).
+
+GET requests may be cached, prefetched or replayed by intermediaries; side effects belong to
+POST. The check needs the operation's type, so it parses the document; a document that does not
+parse, or names no single operation, is left for the gateway to report as a GraphQL error.
+"""
+
+from __future__ import annotations
+
+from graphql import GraphQLError, OperationDefinitionNode, parse
+
+from pek.router.edge.errors import EdgeError
+
+#: Tokens in a GET query the edge is willing to parse to find its operation type.
+MAX_GET_TOKENS = 20_000
+
+
+def operation_type(query: str, operation_name: str | None) -> str | None:
+    """``"query"``, ``"mutation"`` or ``"subscription"``; None when it cannot be told."""
+    try:
+        document = parse(query, no_location=True, max_tokens=MAX_GET_TOKENS)
+    except GraphQLError:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return None
+    return operations[0].operation.value
+
+
+def allow_only_queries_over_get(query: str, operation_name: str | None) -> None:
+    """Refuse (405, ``Allow: POST``) a mutation or subscription sent with GET."""
+    kind = operation_type(query, operation_name)
+    if kind is not None and kind != "query":
+        raise EdgeError(
+            405,
+            f"Can only perform a {kind} operation from a POST request",
+            headers={"Allow": "POST"},
+        )

@@ -1,0 +1,177 @@
+"""The router's public HTTP face: a Starlette app built from the edge layers.
+
+``create_app(gateway, settings)`` serves GraphQL over HTTP at ``/graphql`` (POST JSON, GET for
+queries), GraphiQL for browsers, dev sign-in (dev mode), ``/health`` and ``/ready``. Each concern
+is a small layer in :mod:`pek.router.edge`; this module only puts them in order:
+
+    content negotiation -> parse (POST JSON / GET params, size limit)
+    -> CSRF prevention (GET) -> only queries over GET
+    -> forwarded headers, query-plan opt-in -> gateway -> response shaping
+
+The gateway is anything with :class:`~pek.router.edge.executor.GraphQLExecutor`'s ``execute``;
+this module never imports the real one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from pek.router import devauth
+from pek.router.edge.content_negotiation import accepts_html, graphql_response, negotiate
+from pek.router.edge.csrf import prevent_csrf
+from pek.router.edge.errors import EdgeError, error_response
+from pek.router.edge.executor import GraphQLExecutor
+from pek.router.edge.forwarding import forwarded_headers, wants_query_plan
+from pek.router.edge.health import ReadinessCheck, health_routes
+from pek.router.edge.http_methods import allow_only_queries_over_get
+from pek.router.edge.request_parsing import (
+    DEFAULT_MAX_BODY_BYTES,
+    GraphQLRequest,
+    parse_get,
+    parse_post,
+)
+from pek.router.graphiql import GraphiQLPage
+from pek.settings import Settings
+
+__all__ = ["GraphQLExecutor", "GraphQLEndpoint", "create_app"]
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_PATH = "/graphql"
+Hook = Callable[[], Awaitable[Any]]
+
+
+class GraphQLEndpoint:
+    """``GET``/``POST /graphql``: from an HTTP request to the gateway and back."""
+
+    def __init__(
+        self,
+        gateway: GraphQLExecutor,
+        settings: Settings,
+        graphiql: GraphiQLPage,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self.gateway = gateway
+        self.settings = settings
+        self.graphiql = graphiql
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: Request) -> Response:
+        accept = request.headers.get("accept")
+        if (
+            request.method in ("GET", "HEAD")
+            and "query" not in request.query_params
+            and accepts_html(accept)
+        ):
+            return await self.graphiql.render(request)
+        media_type = negotiate(accept)
+        if media_type is None:
+            return error_response(
+                406,
+                "Not acceptable: this endpoint answers application/graphql-response+json "
+                "or application/json",
+            )
+        try:
+            graphql_request = await self._parse(request)
+        except EdgeError as exc:
+            return error_response(
+                exc.status, exc.message, media_type=media_type, headers=exc.headers
+            )
+        return await self._execute(request, graphql_request, media_type)
+
+    async def _parse(self, request: Request) -> GraphQLRequest:
+        if request.method == "POST":
+            return await parse_post(request, max_body_bytes=self.max_body_bytes)
+        graphql_request = parse_get(request)
+        prevent_csrf(request.headers)
+        allow_only_queries_over_get(graphql_request.query, graphql_request.operation_name)
+        return graphql_request
+
+    async def _execute(
+        self, request: Request, graphql_request: GraphQLRequest, media_type: str
+    ) -> Response:
+        headers = forwarded_headers(
+            request.headers, self.settings, devauth.dev_user(request, self.settings)
+        )
+        include_plan = wants_query_plan(request.headers, graphql_request.extensions, self.settings)
+        try:
+            result = await self.gateway.execute(
+                graphql_request.query,
+                graphql_request.variables,
+                graphql_request.operation_name,
+                headers=headers,
+                include_plan=include_plan,
+            )
+            if not isinstance(result, dict) or not ("data" in result or "errors" in result):
+                raise TypeError(f"the gateway returned {type(result).__name__}, not a response")
+            return graphql_response(result, media_type)
+        except Exception:
+            # Whatever went wrong is ours, not the client's: details go to the log only.
+            log.exception("executing a GraphQL request failed")
+            return error_response(500, "Internal server error", media_type=media_type)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail, headers=exc.headers)
+
+
+async def _unexpected_exception(request: Request, exc: Exception) -> Response:
+    log.error("unhandled exception at %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "Internal server error")
+
+
+def create_app(
+    gateway: GraphQLExecutor,
+    settings: Settings,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    ready: ReadinessCheck | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    graphiql_assets: Path | None = None,
+) -> Starlette:
+    """The router's public ASGI app.
+
+    ``extra_routes`` are mounted after the built-in ones (e.g. metrics); ``on_startup`` and
+    ``on_shutdown`` hooks run in the app's lifespan, in order; ``ready`` backs ``GET /ready``;
+    ``graphiql_assets`` overrides where GraphiQL's npm packages are installed.
+    """
+    graphiql = GraphiQLPage(gateway, settings, graphiql_assets)
+    endpoint = GraphQLEndpoint(gateway, settings, graphiql, max_body_bytes=max_body_bytes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        graphiql.warn_if_assets_missing()
+        for hook in on_startup:
+            await hook()
+        try:
+            yield
+        finally:
+            for hook in on_shutdown:
+                await hook()
+
+    routes: list[BaseRoute] = [
+        Route(GRAPHQL_PATH, endpoint, methods=["GET", "POST"]),
+        *graphiql.routes(),
+        *devauth.dev_auth_routes(gateway, settings),
+        *health_routes(ready),
+        *extra_routes,
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception, Exception: _unexpected_exception},
+    )
