@@ -1,0 +1,240 @@
+"""The hub subgraph's GraphQL schema: users with basic and full profiles, the realm registry."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Annotated
+
+import strawberry
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.types import Info
+
+from pek.hub import models
+from pek.hub.loaders import HubLoaders
+from pek.schema import ids
+from pek.schema.context import ClientError, RequestContext, decode_id
+from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
+from pek.schema.subgraph import SubgraphSchema
+
+# Registering the model enums makes them GraphQL enums with the same values.
+strawberry.enum(models.Dormitory, description="Where a user lives.")
+strawberry.enum(models.Gender)
+strawberry.enum(models.StudentStatus)
+strawberry.enum(models.PrivacyAttribute, description="A profile attribute a user may show or hide.")
+
+#: The longest search string accepted.
+MAX_SEARCH_LENGTH = 200
+
+
+@dataclass
+class HubContext(RequestContext):
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    loaders: HubLoaders | None = None
+
+    def db(self) -> async_sessionmaker[AsyncSession]:
+        assert self.sessions is not None
+        return self.sessions
+
+    def load(self) -> HubLoaders:
+        assert self.loaders is not None
+        return self.loaders
+
+
+HubInfo = Info[HubContext, None]
+
+
+@strawberry.type(description="A link to one of the user's accounts elsewhere.")
+class ExternalAccount:
+    protocol: str
+    account_name: str
+
+
+@strawberry.type(description="One switch of a user's privacy settings.")
+class PrivacySetting:
+    attribute: models.PrivacyAttribute
+    visible: bool
+
+
+@strawberry.type(
+    description="The full profile; each attribute is null where the user's privacy settings "
+    "hide it."
+)
+class FullProfile:
+    email: str | None
+    cell_phone: str | None
+    room_number: str | None
+    dormitory: models.Dormitory
+    gender: models.Gender | None
+    date_of_birth: dt.date | None
+    home_address: str | None
+    webpage: str | None
+    student_status: models.StudentStatus
+    external_accounts: list[ExternalAccount]
+
+
+@strawberry.federation.type(keys=["id"], description="A person: one identity in the federation.")
+class User:
+    id: strawberry.ID
+    username: str
+    first_name: str
+    last_name: str
+    nickname: str | None
+    avatar_url: str | None
+    row: strawberry.Private[models.User]
+
+    @classmethod
+    def from_row(cls, row: models.User) -> User:
+        return cls(
+            id=strawberry.ID(ids.encode("User", row.id)),
+            username=row.username,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            nickname=row.nickname,
+            avatar_url=row.avatar_url,
+            row=row,
+        )
+
+    @classmethod
+    def resolve_reference(cls, info: HubInfo, id: strawberry.ID) -> Awaitable[User | None]:
+        local_id = decode_id(id, "User")
+        return _load_user(info, local_id)
+
+    @strawberry.field(description='Display name, family name first ("Kovács Anna").')
+    def name(self) -> str:
+        return f"{self.last_name} {self.first_name}"
+
+    @strawberry.field(
+        description="The full profile: the user themself, and (for now, dev mode only) any "
+        "signed-in viewer; null for anonymous callers."
+    )
+    async def full_profile(self, info: HubInfo) -> FullProfile | None:
+        context = info.context
+        is_self = context.viewer_id == self.row.id
+        if not is_self and not (context.settings.dev and context.viewer_id is not None):
+            return None
+        loaders = context.load()
+        switches = await loaders.privacy.load(self.row.id)
+        accounts = await loaders.external_accounts.load(self.row.id)
+
+        def shown(attribute: models.PrivacyAttribute) -> bool:
+            return is_self or switches.get(attribute, False)
+
+        row, attr = self.row, models.PrivacyAttribute
+        return FullProfile(
+            email=row.email if shown(attr.EMAIL) else None,
+            cell_phone=row.cell_phone if shown(attr.CELL_PHONE) else None,
+            room_number=row.room_number if shown(attr.ROOM_NUMBER) else None,
+            dormitory=row.dormitory,
+            gender=row.gender if shown(attr.GENDER) else None,
+            date_of_birth=row.date_of_birth if shown(attr.DATE_OF_BIRTH) else None,
+            home_address=row.home_address if shown(attr.HOME_ADDRESS) else None,
+            webpage=row.webpage if shown(attr.WEBPAGE) else None,
+            student_status=row.student_status,
+            external_accounts=[
+                ExternalAccount(protocol=a.protocol, account_name=a.account_name) for a in accounts
+            ],
+        )
+
+    @strawberry.field(description="The user's privacy switches; visible to the user only.")
+    async def privacy_settings(self, info: HubInfo) -> list[PrivacySetting] | None:
+        if info.context.viewer_id != self.row.id:
+            return None
+        switches = await info.context.load().privacy.load(self.row.id)
+        return [
+            PrivacySetting(attribute=attribute, visible=switches.get(attribute, False))
+            for attribute in models.PrivacyAttribute
+        ]
+
+
+@strawberry.type(description="A realm of the federation (a community with its own groups).")
+class Realm:
+    id: strawberry.ID
+    name: str
+    description: str | None
+    url: str | None
+
+
+async def _load_user(info: HubInfo, local_id: int) -> User | None:
+    row = await info.context.load().user.load(local_id)
+    return User.from_row(row) if row is not None else None
+
+
+def _user_search(statement: Select[models.User], search: str) -> Select[models.User]:
+    """Every word of ``search`` must occur (case-insensitively) in some name field."""
+    columns = (
+        models.User.first_name,
+        models.User.last_name,
+        models.User.nickname,
+        models.User.username,
+    )
+    for word in search.split():
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
+    return statement
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The signed-in user, or null.")
+    async def me(self, info: HubInfo) -> User | None:
+        viewer = info.context.viewer_id
+        return await _load_user(info, viewer) if viewer is not None else None
+
+    @strawberry.field(description="A user by global ID; null if there is none.")
+    async def user(self, info: HubInfo, id: strawberry.ID) -> User | None:
+        return await _load_user(info, decode_id(id, "User"))
+
+    @strawberry.field(description="Users, by family name, optionally filtered by a search.")
+    async def users(
+        self,
+        info: HubInfo,
+        search: Annotated[
+            str | None,
+            strawberry.argument(description="Words to find in names, nickname or username."),
+        ] = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[User]:
+        window = page_window(first, after)
+        if search is not None and len(search) > MAX_SEARCH_LENGTH:
+            raise ClientError(f"`search` must be at most {MAX_SEARCH_LENGTH} characters")
+        statement = select(models.User)
+        if search:
+            statement = _user_search(statement, search)
+        sessions = info.context.db()
+        async with sessions() as session:
+            rows = list(
+                await session.scalars(
+                    statement.order_by(
+                        models.User.last_name, models.User.first_name, models.User.id
+                    )
+                    .offset(window.offset)
+                    .limit(window.limit + 1)
+                )
+            )
+
+        async def count_total() -> int:
+            async with sessions() as session:
+                counted = await session.scalar(
+                    statement.with_only_columns(func.count(models.User.id)).order_by(None)
+                )
+            return int(counted or 0)
+
+        return build_connection([User.from_row(r) for r in rows], window, count_total)
+
+    @strawberry.field(description="Every realm of the federation (the realm registry).")
+    async def realms(self, info: HubInfo) -> list[Realm]:
+        async with info.context.db()() as session:
+            rows = await session.scalars(select(models.Realm).order_by(models.Realm.id))
+            return [
+                Realm(id=strawberry.ID(r.id), name=r.name, description=r.description, url=r.url)
+                for r in rows
+            ]
+
+
+def build_schema() -> SubgraphSchema:
+    """The hub's federation schema."""
+    return SubgraphSchema(query=Query, types=[User, PageInfo])

@@ -1,0 +1,70 @@
+"""Engines and Alembic migrations for the subgraphs' databases.
+
+Both subgraphs use SQLAlchemy's asyncio engines (aiosqlite for ``sqlite+aiosqlite://``, asyncpg
+for ``postgresql+asyncpg://``). Migrations run through Alembic's programmatic API on a sync
+connection borrowed from the async engine (``run_sync``), each subgraph with its own script
+directory and its own version table, so hub and realm can share one SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url`` with settings that suit a subgraph."""
+    if url.startswith("sqlite"):
+        # Several engines (hub, realm) may write one file in all-in-one mode: wait, don't fail.
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = create_async_engine(url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+async def upgrade_to_head(engine: AsyncEngine, script_location: str, version_table: str) -> None:
+    """Run the Alembic migrations in ``script_location`` up to head, in one transaction.
+
+    On PostgreSQL an advisory lock serialises concurrent start-ups (several realm processes
+    sharing one database would otherwise race to create the same tables).
+    """
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            key = zlib.crc32(version_table.encode())
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        await conn.run_sync(_upgrade_sync, script_location, version_table)
+
+
+def _upgrade_sync(connection: Connection, script_location: str, version_table: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["connection"] = connection
+    config.attributes["version_table"] = version_table
+    command.upgrade(config, "head")
+
+
+async def database_answers(engine: AsyncEngine, within: float = 3.0) -> bool:
+    """True when ``SELECT 1`` succeeds within ``within`` seconds."""
+    async def probe() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(probe(), within)
+    except Exception:  # any failure means "not ready"; the reason is not the caller's business
+        return False
+    return True

@@ -1,0 +1,253 @@
+"""What the hub and realm subgraph services have in common.
+
+A subgraph service owns a database engine and a strawberry federation schema, executes
+GraphQL requests in-process (:meth:`SubgraphService.execute`, the ``LocalSubgraph`` protocol
+the router's in-process transport calls) and serves the same over HTTP
+(:meth:`SubgraphService.asgi_app`). Errors are shaped here, once: client mistakes keep their
+message and ``extensions.code``; anything unexpected becomes "Internal server error" and its
+traceback goes to the server log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from strawberry.printer import print_schema
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from pek.router.transport import SubgraphRequest
+from pek.schema.context import INTERNAL_SERVER_ERROR, ClientError
+from pek.schema.database import create_engine, database_answers, upgrade_to_head
+from pek.schema.ids import InvalidGlobalId
+from pek.settings import Settings
+
+JSON = dict[str, Any]
+log = logging.getLogger("pek.subgraph")
+
+
+def _client_error(error: GraphQLError) -> Exception | None:
+    """The client-caused exception behind ``error``, or None if it is a server fault."""
+    original = error.original_error
+    if isinstance(original, ClientError | InvalidGlobalId):
+        return original
+    return None
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """Errors from graphql-core itself (syntax, validation, coercion) have no original error."""
+    return error.original_error is not None and _client_error(error) is None
+
+
+class SubgraphSchema(strawberry.federation.Schema):
+    """A federation schema that logs only server faults (with traceback), not client errors."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if is_unexpected(error):
+                log.error("resolver failed: %s", error.message, exc_info=error.original_error)
+
+
+def format_error(error: GraphQLError) -> JSON:
+    """The client-facing JSON of one error: never a stack trace or an internal message."""
+    formatted: JSON = dict(error.formatted)
+    client = _client_error(error)
+    if client is not None:
+        formatted["message"] = str(client)
+        extensions = dict(client.extensions) if isinstance(client, ClientError) else {}
+        extensions.setdefault("code", "BAD_USER_INPUT")
+        formatted["extensions"] = extensions
+    elif error.original_error is not None:
+        formatted["message"] = "Internal server error"
+        formatted["extensions"] = {"code": INTERNAL_SERVER_ERROR}
+    return formatted
+
+
+def format_result(result: ExecutionResult) -> JSON:
+    response: JSON = {"data": result.data}
+    if result.errors:
+        response["errors"] = [format_error(e) for e in result.errors]
+    return response
+
+
+class SubgraphService(ABC):
+    """Base of :class:`pek.hub.service.HubSubgraph` and :class:`pek.realm.service.RealmSubgraph`."""
+
+    #: Name used in logs and health answers.
+    role: str = "subgraph"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.schema: SubgraphSchema = self.build_schema()
+        self._engine: AsyncEngine | None = None
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    # -- what each subgraph provides ---------------------------------------------------------
+
+    @abstractmethod
+    def build_schema(self) -> SubgraphSchema: ...
+
+    @abstractmethod
+    def database_url(self) -> str: ...
+
+    @abstractmethod
+    def migrations(self) -> tuple[str, str]:
+        """(Alembic script location, version table name)."""
+
+    @abstractmethod
+    def make_sessionmaker(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]: ...
+
+    @abstractmethod
+    async def seed_demo_data(self) -> None:
+        """Create the demo data if the database holds none of this subgraph's data."""
+
+    @abstractmethod
+    def make_context(self, headers: Mapping[str, str]) -> object: ...
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError(f"{type(self).__name__}.start() has not been called")
+        return self._engine
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessionmaker is None:
+            raise RuntimeError(f"{type(self).__name__}.start() has not been called")
+        return self._sessionmaker
+
+    async def start(self) -> None:
+        """Create the engine, migrate if ``settings.migrate``, seed if ``settings.demo_data``."""
+        if self._engine is not None:
+            return
+        self._engine = create_engine(self.database_url())
+        if self.settings.migrate:
+            script_location, version_table = self.migrations()
+            await upgrade_to_head(self._engine, script_location, version_table)
+        self._sessionmaker = self.make_sessionmaker(self._engine)
+        if self.settings.demo_data:
+            await self.seed_demo_data()
+
+    async def aclose(self) -> None:
+        """Dispose of the engine (closes pooled connections)."""
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = None
+        self._sessionmaker = None
+
+    # -- GraphQL -----------------------------------------------------------------------------
+
+    def sdl(self) -> str:
+        """The subgraph SDL exactly as ``_service { sdl }`` returns it."""
+        return print_schema(self.schema)
+
+    async def execute(
+        self, request: SubgraphRequest, *, allow_mutations: bool = True
+    ) -> JSON:
+        """Execute one GraphQL request; always returns a GraphQL response, never raises."""
+        try:
+            context = self.make_context(
+                {k.lower(): v for k, v in request.headers.items()}
+            )
+            allowed = None if allow_mutations else {OperationType.QUERY}
+            result = await self.schema.execute(
+                request.query,
+                variable_values=dict(request.variables) if request.variables else None,
+                context_value=context,
+                operation_name=request.operation_name,
+                allowed_operation_types=allowed,
+            )
+        except Exception:
+            log.exception("%s: request failed outside of any resolver", self.role)
+            return {
+                "data": None,
+                "errors": [
+                    {"message": "Internal server error",
+                     "extensions": {"code": INTERNAL_SERVER_ERROR}}
+                ],
+            }
+        return format_result(result)
+
+    def asgi_app(self) -> Starlette:
+        """POST/GET ``/graphql`` (GraphQL over HTTP, JSON) and ``GET /health``."""
+        return Starlette(
+            routes=[
+                Route("/graphql", self._http_graphql, methods=["GET", "POST"]),
+                Route("/health", self._http_health, methods=["GET"]),
+            ]
+        )
+
+    async def _http_graphql(self, request: Request) -> Response:
+        if request.method == "GET":
+            params = request.query_params
+            try:
+                variables = orjson.loads(params["variables"]) if params.get("variables") else None
+            except orjson.JSONDecodeError:
+                return _bad_request("`variables` is not valid JSON")
+            body: Any = {
+                "query": params.get("query"),
+                "variables": variables,
+                "operationName": params.get("operationName") or None,
+            }
+        else:
+            content_type = request.headers.get("content-type", "")
+            if "json" not in content_type:
+                return _bad_request("send a JSON body (content-type: application/json)", 415)
+            try:
+                body = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                return _bad_request("the body is not valid JSON")
+        if not isinstance(body, dict):
+            return _bad_request("the body must be a JSON object")
+        query, variables, operation_name = (
+            body.get("query"), body.get("variables"), body.get("operationName")
+        )
+        if not isinstance(query, str) or not query.strip():
+            return _bad_request("`query` must be a non-empty string")
+        if variables is not None and not isinstance(variables, dict):
+            return _bad_request("`variables` must be an object")
+        if operation_name is not None and not isinstance(operation_name, str):
+            return _bad_request("`operationName` must be a string")
+        result = await self.execute(
+            SubgraphRequest(
+                query=query,
+                variables=variables,
+                operation_name=operation_name,
+                headers={k.lower(): v for k, v in request.headers.items()},
+            ),
+            # GraphQL over HTTP: GET must not change anything.
+            allow_mutations=request.method == "POST",
+        )
+        return Response(orjson.dumps(result), media_type="application/json")
+
+    async def _http_health(self, request: Request) -> Response:
+        if self._engine is not None and await database_answers(self._engine):
+            return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+        return Response(
+            orjson.dumps({"status": "unavailable", "reason": "the database does not answer"}),
+            status_code=503,
+            media_type="application/json",
+        )
+
+
+def _bad_request(message: str, status: int = 400) -> Response:
+    return Response(
+        orjson.dumps({"errors": [{"message": message}]}),
+        status_code=status,
+        media_type="application/json",
+    )
