@@ -67,7 +67,8 @@ class GraphQLEndpoint:
         self.graphiql = graphiql
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
+        """Answer one request to the GraphQL endpoint."""
         accept = request.headers.get("accept")
         if (
             request.method in ("GET", "HEAD")
@@ -164,7 +165,7 @@ def create_app(
                 await hook()
 
     routes: list[BaseRoute] = [
-        Route(GRAPHQL_PATH, endpoint, methods=["GET", "POST"]),
+        Route(GRAPHQL_PATH, endpoint.handle, methods=["GET", "POST"]),
         *graphiql.routes(),
         *devauth.dev_auth_routes(gateway, settings),
         *health_routes(ready),
