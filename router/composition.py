@@ -1127,10 +1127,10 @@ class _Merger:
     def _schema_links(self) -> list[str]:
         join = "https://specs.apollo.dev/join/v{}.{}".format(*self.join_version)
         links = [f"@link(url: {_quote(LINK_URL)})", f"@link(url: {_quote(join)}, for: EXECUTION)"]
-        if self.uses_inaccessible:
-            links.append(f"@link(url: {_quote(INACCESSIBLE_URL)}, for: SECURITY)")
         if self.uses_tag:
             links.append(f"@link(url: {_quote(TAG_URL)})")
+        if self.uses_inaccessible:
+            links.append(f"@link(url: {_quote(INACCESSIBLE_URL)}, for: SECURITY)")
         by_url: dict[str, list[str]] = {}
         for name, (_, url, _) in self.composed.items():
             by_url.setdefault(url, []).append(name)
