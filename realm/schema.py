@@ -1,0 +1,421 @@
+"""The realm subgraph's GraphQL schema: groups, memberships, posts, semesters, scoreboards.
+
+Nothing here knows which realm it serves beyond stamping the realm into the global IDs it
+issues (and checking it in those it receives); the data layer scopes every query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Annotated
+
+import strawberry
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.types import Info
+
+from pek.realm import models
+from pek.realm.loaders import RealmLoaders
+from pek.realm.points import GuidelineScore, counted_points, member_score
+from pek.schema import ids
+from pek.schema.context import ClientError, RequestContext, decode_id
+from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
+from pek.schema.subgraph import SubgraphSchema
+
+strawberry.enum(models.GroupPurpose, description="What a group is for.")
+strawberry.enum(models.MembershipStatus, description="Where a membership is in its lifecycle.")
+strawberry.enum(models.PostKind, description="A post (title) a member holds in a group.")
+strawberry.enum(models.Season, description="The evaluation season of a semester.")
+strawberry.enum(models.GuidelineCategory)
+strawberry.enum(models.ReviewStatus, description="Review state of submitted points or entries.")
+strawberry.enum(models.EntryCard, description="Entry-card kinds a group may request.")
+
+SEMESTER_RE = re.compile(r"^(\d{4})-(\d{4})/([12])$")
+MAX_SEARCH_LENGTH = 200
+
+
+@dataclass
+class RealmContext(RequestContext):
+    realm_id: str = ""
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    loaders: RealmLoaders | None = None
+
+    def db(self) -> async_sessionmaker[AsyncSession]:
+        assert self.sessions is not None
+        return self.sessions
+
+    def load(self) -> RealmLoaders:
+        assert self.loaders is not None
+        return self.loaders
+
+    def global_id(self, type_name: str, local_id: int) -> strawberry.ID:
+        return strawberry.ID(ids.encode(type_name, local_id, realm=self.realm_id))
+
+    def local_id(self, value: str, type_name: str) -> int:
+        return decode_id(value, type_name, realm=self.realm_id)
+
+
+RealmInfo = Info[RealmContext, None]
+
+
+@strawberry.federation.type(keys=["id"], description="A person (owned by the hub).")
+class User:
+    id: strawberry.ID
+    local_id: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, local_id: int) -> User:
+        return cls(id=strawberry.ID(ids.encode("User", local_id)), local_id=local_id)
+
+    @classmethod
+    def resolve_reference(cls, info: RealmInfo, id: strawberry.ID) -> User:
+        return cls.of(decode_id(id, "User"))
+
+    @strawberry.field(description="The user's memberships in this realm.")
+    async def memberships(self, info: RealmInfo) -> list[Membership]:
+        rows = await info.context.load().memberships_of_user.load(self.local_id)
+        return [Membership.of(info, row) for row in rows]
+
+
+@strawberry.type(description="A semester: `2025-2026/1` is autumn, `2025-2026/2` spring.")
+class Semester:
+    id: strawberry.ID
+    name: str
+    starts_on: dt.date
+    ends_on: dt.date
+    season: models.Season
+
+    @classmethod
+    def of(cls, info: RealmInfo, row: models.Semester) -> Semester:
+        return cls(
+            id=info.context.global_id("Semester", row.id),
+            name=row.name,
+            starts_on=row.starts_on,
+            ends_on=row.ends_on,
+            season=row.season,
+        )
+
+
+@strawberry.type(description="A principle a group scores its members against in a semester.")
+class Guideline:
+    id: strawberry.ID
+    name: str
+    category: models.GuidelineCategory
+    max_per_member: int
+
+    @classmethod
+    def of(cls, info: RealmInfo, row: models.Guideline) -> Guideline:
+        return cls(
+            id=info.context.global_id("Guideline", row.id),
+            name=row.name,
+            category=row.category,
+            max_per_member=row.max_per_member,
+        )
+
+
+@strawberry.type(description="One period of a membership's status history.")
+class MembershipStatusPeriod:
+    status: models.MembershipStatus
+    since: dt.date
+    until: dt.date | None = strawberry.field(description="Null while the period lasts.")
+
+
+@strawberry.type(description="A post held by a member.")
+class Post:
+    id: strawberry.ID
+    kind: models.PostKind
+    title: str | None = strawberry.field(description="The title of a group-specific post.")
+    since: dt.date
+
+
+@strawberry.federation.type(keys=["id"], description="A user's membership in a group.")
+class Membership:
+    id: strawberry.ID
+    status: models.MembershipStatus = strawberry.field(description="The current status.")
+    joined_at: dt.date
+    row: strawberry.Private[models.Membership]
+
+    @classmethod
+    def of(cls, info: RealmInfo, row: models.Membership) -> Membership:
+        return cls(
+            id=info.context.global_id("Membership", row.id),
+            status=row.status,
+            joined_at=row.joined_at,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: RealmInfo, id: strawberry.ID) -> Membership | None:
+        row = await info.context.load().membership.load(info.context.local_id(id, "Membership"))
+        return cls.of(info, row) if row is not None else None
+
+    @strawberry.field
+    async def group(self, info: RealmInfo) -> Group:
+        row = await info.context.load().group.load(self.row.group_id)
+        assert row is not None  # a composite foreign key guarantees it
+        return Group.of(info, row)
+
+    @strawberry.field
+    def user(self) -> User:
+        return User.of(self.row.user_id)
+
+    @strawberry.field
+    async def status_history(self, info: RealmInfo) -> list[MembershipStatusPeriod]:
+        rows = await info.context.load().status_history.load(self.row.id)
+        return [MembershipStatusPeriod(status=r.status, since=r.since, until=r.until) for r in rows]
+
+    @strawberry.field
+    async def posts(self, info: RealmInfo) -> list[Post]:
+        rows = await info.context.load().posts.load(self.row.id)
+        return [
+            Post(id=info.context.global_id("Post", r.id), kind=r.kind, title=r.title, since=r.since)
+            for r in rows
+        ]
+
+
+@strawberry.type(description="A member's points for one guideline.")
+class GuidelinePoints:
+    guideline: Guideline
+    points: int = strawberry.field(description="The points as submitted.")
+    counted: int = strawberry.field(description="The points as they count (capped).")
+
+
+@strawberry.type(description="One member's line of a scoreboard.")
+class ScoreboardRow:
+    membership: Membership
+    user: User
+    points: list[GuidelinePoints]
+    work: int = strawberry.field(description="WORK points, capped at 30.")
+    responsibility: int = strawberry.field(description="RESPONSIBILITY points, capped at 20.")
+    total: int = strawberry.field(description="Final points: 1-2 count 0, 3-4 count 5, max 50.")
+
+
+@strawberry.type(description="A request for an entry card, with its justification.")
+class EntryRequest:
+    id: strawberry.ID
+    membership: Membership
+    user: User
+    card: models.EntryCard
+    justification: str
+
+
+@strawberry.type(description="A group's evaluation for one semester.")
+class Scoreboard:
+    semester: Semester
+    point_status: models.ReviewStatus
+    entry_status: models.ReviewStatus
+    explanation: str | None = strawberry.field(description="The reason of a rejection.")
+    guidelines: list[Guideline]
+    rows: list[ScoreboardRow]
+    entry_requests: list[EntryRequest]
+
+
+@strawberry.federation.type(keys=["id"], description="A group of a realm (a circle, a resort...).")
+class Group:
+    id: strawberry.ID
+    name: str
+    description: str | None
+    purpose: models.GroupPurpose
+    founded_at: dt.date | None
+    webpage: str | None
+    mailing_list: str | None
+    users_can_apply: bool
+    archived: bool
+    row: strawberry.Private[models.Group]
+
+    @classmethod
+    def of(cls, info: RealmInfo, row: models.Group) -> Group:
+        return cls(
+            id=info.context.global_id("Group", row.id),
+            name=row.name,
+            description=row.description,
+            purpose=row.purpose,
+            founded_at=row.founded_at,
+            webpage=row.webpage,
+            mailing_list=row.mailing_list,
+            users_can_apply=row.users_can_apply,
+            archived=row.archived,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: RealmInfo, id: strawberry.ID) -> Group | None:
+        row = await info.context.load().group.load(info.context.local_id(id, "Group"))
+        return cls.of(info, row) if row is not None else None
+
+    @strawberry.field(description="The parent group (null for a top-level group).")
+    async def parent(self, info: RealmInfo) -> Group | None:
+        if self.row.parent_id is None:
+            return None
+        row = await info.context.load().group.load(self.row.parent_id)
+        return Group.of(info, row) if row is not None else None
+
+    @strawberry.field(description="The subgroups, by name.")
+    async def children(self, info: RealmInfo) -> list[Group]:
+        rows = await info.context.load().children.load(self.row.id)
+        return [Group.of(info, row) for row in rows]
+
+    @strawberry.field(description="The group's memberships, optionally of one current status.")
+    async def memberships(
+        self, info: RealmInfo, status: models.MembershipStatus | None = None
+    ) -> list[Membership]:
+        rows = await info.context.load().memberships_of_group.load(self.row.id)
+        return [Membership.of(info, r) for r in rows if status is None or r.status is status]
+
+    @strawberry.field(
+        description="The evaluation of a semester (`2025-2026/1`); null for anonymous callers."
+    )
+    async def scoreboard(self, info: RealmInfo, semester: str) -> Scoreboard | None:
+        if not SEMESTER_RE.match(semester):
+            raise ClientError("Invalid semester: expected a name like 2025-2026/1")
+        if info.context.viewer_id is None:
+            return None
+        loaders = info.context.load()
+        semester_row = await loaders.semester_by_name.load(semester)
+        if semester_row is None:
+            raise ClientError(f"Unknown semester {semester}")
+        term = (self.row.id, semester_row.id)
+        guideline_rows, evaluation = await asyncio.gather(
+            loaders.guidelines.load(term), loaders.evaluation.load(term)
+        )
+        guidelines = {g.id: Guideline.of(info, g) for g in guideline_rows}
+        by_guideline = {g.id: g for g in guideline_rows}
+        if evaluation is None:
+            return Scoreboard(
+                semester=Semester.of(info, semester_row),
+                point_status=models.ReviewStatus.NOT_SUBMITTED,
+                entry_status=models.ReviewStatus.NOT_SUBMITTED,
+                explanation=None,
+                guidelines=list(guidelines.values()),
+                rows=[],
+                entry_requests=[],
+            )
+        point_rows, entry_rows = await asyncio.gather(
+            loaders.points.load(evaluation.id), loaders.entry_requests.load(evaluation.id)
+        )
+        per_member: dict[int, list[models.PointEntry]] = defaultdict(list)
+        for entry in point_rows:
+            per_member[entry.membership_id].append(entry)
+        member_ids = list(per_member) + [e.membership_id for e in entry_rows]
+        member_rows = await loaders.membership.load_many(list(dict.fromkeys(member_ids)))
+        members = {m.id: Membership.of(info, m) for m in member_rows if m is not None}
+
+        rows: list[ScoreboardRow] = []
+        for membership_id, entries in per_member.items():
+            score = member_score(
+                GuidelineScore(
+                    by_guideline[e.guideline_id].category,
+                    by_guideline[e.guideline_id].max_per_member,
+                    e.points,
+                )
+                for e in entries
+            )
+            member = members[membership_id]
+            rows.append(
+                ScoreboardRow(
+                    membership=member,
+                    user=User.of(member.row.user_id),
+                    points=[
+                        GuidelinePoints(
+                            guideline=guidelines[e.guideline_id],
+                            points=e.points,
+                            counted=counted_points(
+                                e.points, by_guideline[e.guideline_id].max_per_member
+                            ),
+                        )
+                        for e in entries
+                    ],
+                    work=score.work,
+                    responsibility=score.responsibility,
+                    total=score.total,
+                )
+            )
+        rows.sort(key=lambda r: (-r.total, r.membership.row.id))
+        return Scoreboard(
+            semester=Semester.of(info, semester_row),
+            point_status=evaluation.point_status,
+            entry_status=evaluation.entry_status,
+            explanation=evaluation.explanation,
+            guidelines=list(guidelines.values()),
+            rows=rows,
+            entry_requests=[
+                EntryRequest(
+                    id=info.context.global_id("EntryRequest", e.id),
+                    membership=members[e.membership_id],
+                    user=User.of(members[e.membership_id].row.user_id),
+                    card=e.card,
+                    justification=e.justification,
+                )
+                for e in entry_rows
+            ],
+        )
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Groups by name, optionally searched and filtered by purpose.")
+    async def groups(
+        self,
+        info: RealmInfo,
+        search: Annotated[
+            str | None, strawberry.argument(description="Words to find in name or description.")
+        ] = None,
+        purpose: models.GroupPurpose | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Group]:
+        window = page_window(first, after)
+        if search is not None and len(search) > MAX_SEARCH_LENGTH:
+            raise ClientError(f"`search` must be at most {MAX_SEARCH_LENGTH} characters")
+        G = models.Group
+        statement = select(G)
+        if purpose is not None:
+            statement = statement.where(G.purpose == purpose)
+        for word in (search or "").split():
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            statement = statement.where(
+                or_(G.name.ilike(pattern, escape="\\"), G.description.ilike(pattern, escape="\\"))
+            )
+        sessions = info.context.db()
+        async with sessions() as session:
+            rows = list(
+                await session.scalars(
+                    statement.order_by(G.name, G.id).offset(window.offset).limit(window.limit + 1)
+                )
+            )
+
+        async def count_total() -> int:
+            async with sessions() as session:
+                counted = await session.scalar(
+                    statement.with_only_columns(func.count(G.id)).order_by(None)
+                )
+            return int(counted or 0)
+
+        return build_connection([Group.of(info, r) for r in rows], window, count_total)
+
+    @strawberry.field(description="A group by global ID; null if there is none.")
+    async def group(self, info: RealmInfo, id: strawberry.ID) -> Group | None:
+        row = await info.context.load().group.load(info.context.local_id(id, "Group"))
+        return Group.of(info, row) if row is not None else None
+
+    @strawberry.field(description="A membership by global ID; null if there is none.")
+    async def membership(self, info: RealmInfo, id: strawberry.ID) -> Membership | None:
+        row = await info.context.load().membership.load(info.context.local_id(id, "Membership"))
+        return Membership.of(info, row) if row is not None else None
+
+    @strawberry.field(description="The semesters, newest first.")
+    async def semesters(self, info: RealmInfo) -> list[Semester]:
+        async with info.context.db()() as session:
+            rows = await session.scalars(
+                select(models.Semester).order_by(models.Semester.starts_on.desc())
+            )
+            return [Semester.of(info, r) for r in rows]
+
+
+def build_schema() -> SubgraphSchema:
+    """The realm's federation schema (the same for every realm)."""
+    return SubgraphSchema(query=Query, types=[User, Group, Membership, PageInfo])
