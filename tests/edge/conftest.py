@@ -36,7 +36,7 @@ from pek.router.http import create_app
 from pek.schema.ids import encode
 from pek.settings import Settings
 
-DEMO_USERS = [
+DEMO_USERS: list[dict[str, Any]] = [
     {"id": encode("User", 1), "name": "Kovács Anna", "nickname": "Panni", "groups": ["KirDev"]},
     {"id": encode("User", 2), "name": "Szabó Bence", "nickname": "Bence", "groups": []},
     {"id": encode("User", 3), "name": "Tóth Csilla", "nickname": "", "groups": ["Schönherz"]},
