@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 
 from graphql import (
     ArgumentNode,
@@ -55,6 +55,7 @@ from pek.router.composition_subgraph import (
     Applied,
     Field,
     InputValue,
+    Kind,
     Subgraph,
     SubgraphError,
     SubgraphType,
@@ -72,7 +73,7 @@ INACCESSIBLE_DEFINITION = (
 )
 TAG_DEFINITION = (
     "directive @tag(name: String!) repeatable on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | "
-    "ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION | SCHEMA"
+    "ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION | SCHEMA"  # noqa: E501
 )
 LINK_DEFINITION = (
     "directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) "
@@ -344,7 +345,7 @@ class _Merger:
         for directive_name, target_type in (("requires", t.name), ("provides", s.named(f.type))):
             for applied in s.applied(f.directives, directive_name):
                 fields = s.field_set_arg(applied) or ""
-                prefix = f'[{s.name}] On field "{f.coordinate}", for @{directive_name}(fields: {_quote(fields)}): '
+                prefix = f'[{s.name}] On field "{f.coordinate}", for @{directive_name}(fields: {_quote(fields)}): '  # noqa: E501
                 problems = s.missing_fields(target_type, fields)
                 for problem in problems:
                     self.errors.append(prefix + problem)
@@ -424,9 +425,9 @@ class _Merger:
                     f'Type "{name}" has mismatched kind: it is defined as {described}'
                 )
                 continue
-            kind = next(iter(by_kind))
-            self.types[name] = MergedType(name, kind)
-            if kind == "interface" and all(
+            merged_kind = cast(Kind, next(iter(by_kind)))
+            self.types[name] = MergedType(name, merged_kind)
+            if merged_kind == "interface" and all(
                 s.is_interface_object(s.types[name]) for s in self.subgraphs if name in s.types
             ):
                 self.errors.append(
@@ -534,7 +535,7 @@ class _Merger:
         if dest.kind in ("object", "interface"):
             self._merge_fields(dest, sources)
         elif dest.kind == "union":
-            for _, s, t in sources:
+            for _, _, t in sources:
                 for member in t.members:
                     if member not in dest.members:
                         dest.members.append(member)
@@ -680,10 +681,11 @@ class _Merger:
                 )
         merged.directives = inaccessible
         if self._needs_join_field(dest.name, sources, all_equal, context):
-            for i, f in sources.items():
-                if f is None or (i in context.unused_overridden and i not in context.labels):
+            for i, source in sources.items():
+                if source is None or (i in context.unused_overridden and i not in context.labels):
                     continue
                 s = self.subgraphs[i]
+                f = source
                 override = s.applied(f.directives, "override")
                 requires = s.applied(f.directives, "requires")
                 provides = s.applied(f.directives, "provides")
@@ -797,7 +799,7 @@ class _Merger:
                 for i, d in defaults.items()
             )
             self.errors.append(
-                f'{kind} "{coordinate}" has incompatible default values across subgraphs: it has {listed}'
+                f'{kind} "{coordinate}" has incompatible default values across subgraphs: it has {listed}'  # noqa: E501
             )
         elif distinct and all(d is not None for d in defaults.values()):
             default = next(iter(distinct))
@@ -843,7 +845,7 @@ class _Merger:
                 f'type "{ref}" in subgraph "{self.subgraphs[i].name}"' for i, ref in refs.items()
             )
             self.errors.append(
-                f'Type of {element} "{coordinate}" is incompatible across subgraphs: it has {listed}'
+                f'Type of {element} "{coordinate}" is incompatible across subgraphs: it has {listed}'  # noqa: E501
             )
             return None, False
         return dest, not has_subtypes
@@ -1064,21 +1066,21 @@ class _Merger:
             + (", contextArguments: [join__ContextArgument!]" if v5 else "")
         )
         definitions = {
-            "join__enumValue": "directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE",
-            "join__field": f"directive @join__field({field_args}) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION",
+            "join__enumValue": "directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE",  # noqa: E501
+            "join__field": f"directive @join__field({field_args}) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION",  # noqa: E501
             "join__graph": "directive @join__graph(name: String!, url: String!) on ENUM_VALUE",
-            "join__implements": "directive @join__implements(graph: join__Graph!, interface: String!) repeatable on OBJECT | INTERFACE",
+            "join__implements": "directive @join__implements(graph: join__Graph!, interface: String!) repeatable on OBJECT | INTERFACE",  # noqa: E501
             "join__type": (
-                "directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false, "
-                "resolvable: Boolean! = true, isInterfaceObject: Boolean! = false) repeatable on OBJECT | "
+                "directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false, "  # noqa: E501
+                "resolvable: Boolean! = true, isInterfaceObject: Boolean! = false) repeatable on OBJECT | "  # noqa: E501
                 "INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR"
             ),
-            "join__unionMember": "directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on UNION",
+            "join__unionMember": "directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on UNION",  # noqa: E501
         }
         if v4:
             definitions["join__directive"] = (
                 "directive @join__directive(graphs: [join__Graph!], name: String!, args: "
-                "join__DirectiveArguments) repeatable on SCHEMA | OBJECT | INTERFACE | FIELD_DEFINITION"
+                "join__DirectiveArguments) repeatable on SCHEMA | OBJECT | INTERFACE | FIELD_DEFINITION"  # noqa: E501
             )
         return definitions
 
@@ -1250,7 +1252,7 @@ def api_schema_sdl(supergraph_sdl: str) -> str:
     return print_schema(schema)
 
 
-def _node_fields(node: object) -> dict[str, object]:
+def _node_fields(node: object) -> dict[str, Any]:
     return {k: getattr(node, k) for k in node.keys if k != "loc"}  # type: ignore[attr-defined]
 
 

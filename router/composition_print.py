@@ -128,7 +128,7 @@ def print_type(t: MergedType) -> str:
             for i, v in enumerate(t.values.values())
         ]
         gap = " " if not t.directives and values else ""
-        return f"{head}enum {t.name}{_directives(t.directives, True, bool(values))}{gap}{_block(values)}"
+        return f"{head}enum {t.name}{_directives(t.directives, True, bool(values))}{gap}{_block(values)}"  # noqa: E501
     keyword = {"object": "type", "interface": "interface", "input": "input"}[t.kind]
     implements = " implements " + " & ".join(t.interfaces) if t.interfaces else ""
     fields = []

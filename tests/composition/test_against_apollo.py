@@ -233,7 +233,8 @@ ERROR_CASES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
                 "a",
                 sdl(
                     '["@key", "@requires"]',
-                    'type Query { t: T } type T @key(fields: "id") { id: ID! w: Int x: Int @requires(fields: "w") }',
+                    'type Query { t: T } type T @key(fields: "id") '
+                    '{ id: ID! w: Int x: Int @requires(fields: "w") }',
                 ),
             ),
         ],
