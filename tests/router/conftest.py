@@ -1,0 +1,30 @@
+"""Fixtures: the test subgraphs in-process behind InProcessTransport, and a Gateway over them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from subgraphs import SCHEMAS, RecordingSubgraph, supergraph_sdl  # noqa: E402
+
+from pek.router.gateway import Gateway  # noqa: E402
+from pek.router.transport import InProcessTransport  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def supergraph() -> str:
+    return supergraph_sdl()
+
+
+@pytest.fixture
+def subgraphs() -> dict[str, RecordingSubgraph]:
+    return {name: RecordingSubgraph(schema) for name, schema in SCHEMAS.items()}
+
+
+@pytest.fixture
+def gateway(supergraph: str, subgraphs: dict[str, RecordingSubgraph]) -> Gateway:
+    return Gateway(supergraph, InProcessTransport(subgraphs))
