@@ -164,7 +164,9 @@ class Gateway:
         )
         if isinstance(coerced, list):
             raise GraphQLRequestError([_formatted(e, "BAD_USER_INPUT") for e in coerced])
-        return coerced
+        # graphql-core 3.3 wraps the values with their sources; 3.2 returns the dict itself
+        values = getattr(coerced, "coerced", coerced)
+        return dict(values)
 
     def _check_operation(self, operation: OperationDefinitionNode, document: DocumentNode) -> None:
         if operation.operation == OperationType.SUBSCRIPTION:
@@ -266,7 +268,9 @@ class Gateway:
         )
         fragments = tuple(d for d in document.definitions if isinstance(d, FragmentDefinitionNode))
         result = execute(
-            self.api_schema, DocumentNode(definitions=(only, *fragments)), variable_values=coerced
+            self.api_schema,
+            DocumentNode(definitions=(only, *fragments)),
+            variable_values=dict(coerced),
         )
         assert isinstance(result, ExecutionResult)
         return result.data or {}

@@ -86,8 +86,9 @@ class AccountsQuery:
 class AccountsMutation:
     @strawberry.mutation
     def create_user(self, name: str) -> User:
-        new_id = str(len(USERS) + 1 + len(MUTATION_LOG))
+        new_id = f"new{len(MUTATION_LOG)}"
         MUTATION_LOG.append(f"create:{name}")
+        USERS[new_id] = {"name": name, "username": name.lower()}
         return User(id=strawberry.ID(new_id), username=name.lower())
 
     @strawberry.mutation
