@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info
 
@@ -16,6 +16,7 @@ from pek.hub import models
 from pek.hub.loaders import HubLoaders
 from pek.schema import ids
 from pek.schema.context import ClientError, RequestContext, decode_id
+from pek.schema.database import contains_words
 from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
 from pek.schema.subgraph import SubgraphSchema
 
@@ -170,10 +171,7 @@ def _user_search(statement: Select[models.User], search: str) -> Select[models.U
         models.User.nickname,
         models.User.username,
     )
-    for word in search.split():
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        statement = statement.where(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
-    return statement
+    return statement.where(*contains_words(columns, search))
 
 
 @strawberry.type

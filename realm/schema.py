@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info
 
@@ -23,6 +23,7 @@ from pek.realm.loaders import RealmLoaders
 from pek.realm.points import GuidelineScore, counted_points, member_score
 from pek.schema import ids
 from pek.schema.context import ClientError, RequestContext, decode_id
+from pek.schema.database import contains_words
 from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
 from pek.schema.subgraph import SubgraphSchema
 
@@ -375,11 +376,8 @@ class Query:
         statement = select(G)
         if purpose is not None:
             statement = statement.where(G.purpose == purpose)
-        for word in (search or "").split():
-            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            statement = statement.where(
-                or_(G.name.ilike(pattern, escape="\\"), G.description.ilike(pattern, escape="\\"))
-            )
+        if search:
+            statement = statement.where(*contains_words((G.name, G.description), search))
         sessions = info.context.db()
         async with sessions() as session:
             rows = list(

@@ -14,8 +14,47 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import ColumnElement, Connection, String, event, or_, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class unicode_lower(FunctionElement[str]):
+    """``lower()`` that folds non-ASCII letters too (SQLite's built-in one folds only ASCII)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(unicode_lower)
+def _lower_default(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _lower_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"pek_lower({compiler.process(element.clauses, **kw)})"
+
+
+def _python_lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
+def contains_words(
+    columns: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...], search: str
+) -> list[ColumnElement[bool]]:
+    """Criteria: every word of ``search`` occurs, case-insensitively, in one of ``columns``."""
+    criteria: list[ColumnElement[bool]] = []
+    for word in search.split():
+        escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        criteria.append(
+            or_(*(unicode_lower(column).like(pattern, escape="\\") for column in columns))
+        )
+    return criteria
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -30,6 +69,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            dbapi_connection.create_function("pek_lower", 1, _python_lower, deterministic=True)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -181,7 +181,9 @@ async def test_graphql_and_dataloaders_stay_in_their_realm(
     alpha, beta = two_realms
     a, b = await _seed(alpha, own_user=1), await _seed(beta, own_user=2)
 
-    listing = await run(alpha, "{ groups { totalCount edges { node { id name children { id } } } } }")
+    listing = await run(
+        alpha, "{ groups { totalCount edges { node { id name children { id } } } } }"
+    )
     names = [e["node"]["name"] for e in listing["data"]["groups"]["edges"]]
     assert listing["data"]["groups"]["totalCount"] == 2
     assert sorted(names) == ["Kir-Dev", "Simonyi"]

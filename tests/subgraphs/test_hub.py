@@ -1,0 +1,166 @@
+"""The hub subgraph over the demo data: profiles, privacy, pagination, errors, entities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from pek.hub import models
+from pek.hub.demo import DEMO_USER_COUNT
+from pek.hub.service import HubSubgraph
+from pek.schema import ids
+from tests.subgraphs.conftest import error_codes, run
+
+PROFILE = """
+query($id: ID!) { user(id: $id) { id name username
+  fullProfile { email cellPhone roomNumber homeAddress dateOfBirth gender webpage dormitory }
+  privacySettings { attribute visible } } }
+"""
+FIELD_OF = {
+    "EMAIL": "email", "CELL_PHONE": "cellPhone", "ROOM_NUMBER": "roomNumber",
+    "HOME_ADDRESS": "homeAddress", "DATE_OF_BIRTH": "dateOfBirth", "GENDER": "gender",
+    "WEBPAGE": "webpage",
+}
+
+
+async def _switches(hub: HubSubgraph, user_id: int) -> dict[str, bool]:
+    async with hub.sessionmaker() as session:
+        rows = await session.scalars(
+            select(models.PrivacySetting).where(models.PrivacySetting.user_id == user_id)
+        )
+        return {row.attribute.value: row.visible for row in rows}
+
+
+async def test_self_sees_everything_others_see_what_privacy_allows(hub: HubSubgraph) -> None:
+    target = 5
+    gid = ids.encode("User", target)
+    own = await run(hub, PROFILE, {"id": gid}, viewer=gid)
+    full = own["data"]["user"]["fullProfile"]
+    assert full["email"] and full["homeAddress"] and full["dateOfBirth"]
+    assert len(own["data"]["user"]["privacySettings"]) == 7
+
+    switches = await _switches(hub, target)
+    assert set(switches.values()) == {True, False}, "demo should mix visible and hidden"
+    other = await run(hub, PROFILE, {"id": gid}, viewer="6")
+    seen = other["data"]["user"]["fullProfile"]
+    for attribute, field in FIELD_OF.items():
+        if switches.get(attribute):
+            assert seen[field] == full[field], attribute
+        else:
+            assert seen[field] is None, attribute
+    assert other["data"]["user"]["privacySettings"] is None
+
+    anonymous = await run(hub, PROFILE, {"id": gid})
+    assert anonymous["data"]["user"]["fullProfile"] is None
+    assert anonymous["data"]["user"]["name"] == own["data"]["user"]["name"]
+
+
+async def test_dev_header_is_ignored_outside_dev_mode(hub: HubSubgraph) -> None:
+    production = HubSubgraph(hub.settings.replace(dev=False))
+    await production.start()
+    try:
+        answer = await run(production, "{ me { id } }", viewer="1")
+    finally:
+        await production.aclose()
+    assert answer == {"data": {"me": None}}
+    assert await run(hub, "{ me { id } }", viewer="1") == {
+        "data": {"me": {"id": ids.encode("User", 1)}}
+    }
+
+
+async def test_users_pages_cover_everyone_once(hub: HubSubgraph) -> None:
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = await run(
+            hub,
+            "query($after: String) { users(first: 100, after: $after) { totalCount "
+            "pageInfo { hasNextPage hasPreviousPage endCursor } edges { node { id } } } }",
+            {"after": after},
+        )
+        users = page["data"]["users"]
+        assert users["totalCount"] == DEMO_USER_COUNT
+        assert users["pageInfo"]["hasPreviousPage"] is (after is not None)
+        seen += [e["node"]["id"] for e in users["edges"]]
+        if not users["pageInfo"]["hasNextPage"]:
+            break
+        after = users["pageInfo"]["endCursor"]
+    assert len(seen) == len(set(seen)) == DEMO_USER_COUNT
+
+
+async def test_search_is_case_insensitive_over_names(hub: HubSubgraph) -> None:
+    async with hub.sessionmaker() as session:
+        user = await session.get(models.User, 42)
+    assert user is not None
+    for term in (user.last_name.upper(), f"{user.first_name.lower()} {user.last_name}",
+                 user.username.upper()):
+        answer = await run(
+            hub, "query($s: String) { users(search: $s, first: 100) { totalCount "
+            "edges { node { id firstName lastName } } } }", {"s": term},
+        )
+        found = [e["node"]["id"] for e in answer["data"]["users"]["edges"]]
+        assert ids.encode("User", 42) in found, term
+        assert answer["data"]["users"]["totalCount"] == len(found)
+    none = await run(hub, '{ users(search: "zzzz%_") { totalCount edges { cursor } } }')
+    assert none["data"]["users"] == {"totalCount": 0, "edges": []}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("{ users(first: 101) { totalCount } }", "at most 100"),
+        ("{ users(first: -1) { totalCount } }", "negative"),
+        ('{ users(after: "bm90LWEtY3Vyc29y") { totalCount } }', "Invalid cursor"),
+        ('{ user(id: "not-an-id") { id } }', "Invalid ID"),
+        ('{ user(id: "R3JvdXA6aHViOjE") { id } }', "Invalid ID"),  # a Group ID
+    ],
+)
+async def test_bad_input_is_a_clear_graphql_error(
+    hub: HubSubgraph, query: str, message: str
+) -> None:
+    answer = await run(hub, query)
+    assert error_codes(answer) == ["BAD_USER_INPUT"]
+    assert message in answer["errors"][0]["message"]
+    assert "Traceback" not in str(answer)
+
+
+async def test_unexpected_failures_are_masked(
+    hub: HubSubgraph, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pek.hub import loaders
+
+    async def broken(self: Any, keys: Any) -> Any:
+        raise RuntimeError("secret database detail")
+
+    monkeypatch.setattr(loaders.UserById, "batch_load_fn", broken)
+    answer = await run(hub, "{ me { id } }", viewer="1")
+    assert answer["data"] == {"me": None}
+    assert answer["errors"][0]["message"] == "Internal server error"
+    assert answer["errors"][0]["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+    assert "secret" not in str(answer)
+    assert "secret database detail" in caplog.text
+
+
+async def test_entities_and_realms(hub: HubSubgraph) -> None:
+    representations = [
+        {"__typename": "User", "id": ids.encode("User", 3)},
+        {"__typename": "User", "id": ids.encode("User", 9999)},
+        {"__typename": "User", "id": ids.encode("User", 3, realm="hub")},
+    ]
+    answer = await run(
+        hub,
+        "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { id username } } }",
+        {"r": representations},
+    )
+    entities = answer["data"]["_entities"]
+    assert entities[0]["id"] == ids.encode("User", 3)
+    assert entities[1] is None and entities[2] is None
+    assert error_codes(answer) == ["BAD_USER_INPUT"]
+
+    realms = await run(hub, "{ realms { id name description url } }")
+    assert realms["data"]["realms"][0]["id"] == hub.settings.realm_id
+    await hub.register_realm("kirdev", "KirDev", url="http://127.0.0.1:9/graphql")
+    realms = await run(hub, "{ realms { id } }")
+    assert [r["id"] for r in realms["data"]["realms"]] == sorted([hub.settings.realm_id, "kirdev"])
