@@ -68,7 +68,7 @@ def _error(message: str, code: str, locations: Any = None) -> JSON:
 
 
 def _formatted(error: GraphQLError, code: str) -> JSON:
-    formatted = dict(error.formatted)
+    formatted: JSON = {**error.formatted}
     extensions = dict(formatted.get("extensions") or {})
     extensions.setdefault("code", code)
     formatted["extensions"] = extensions
@@ -165,7 +165,7 @@ class Gateway:
         if isinstance(coerced, list):
             raise GraphQLRequestError([_formatted(e, "BAD_USER_INPUT") for e in coerced])
         # graphql-core 3.3 wraps the values with their sources; 3.2 returns the dict itself
-        values = getattr(coerced, "coerced", coerced)
+        values: Any = getattr(coerced, "coerced", coerced)
         return dict(values)
 
     def _check_operation(self, operation: OperationDefinitionNode, document: DocumentNode) -> None:

@@ -4,9 +4,9 @@ The plan is a tree of :class:`SequenceNode`, :class:`ParallelNode`, :class:`Fetc
 :class:`FlattenNode`. Planning walks the client's selections with a *current subgraph*: a field is
 resolved where we are when that subgraph can resolve it (and everything below it); otherwise the
 planner jumps to another subgraph through an entity ``@key``: key fields (and ``__typename``)
-are added to the current fetch, and the field goes into an ``_entities`` fetch of the other subgraph,
-flattened at the response path. There is one such fetch per (parent fetch, path, subgraph), so all
-representations of one hop travel in one batched ``_entities`` call.
+are added to the current fetch, and the field goes into an ``_entities`` fetch of the other
+subgraph, flattened at the response path. There is one such fetch per (parent fetch, path,
+subgraph), so all representations of one hop travel in one batched ``_entities`` call.
 
 ``@skip``/``@include`` are evaluated at planning time with the request's variables; the plan cache
 key therefore includes the boolean values of the variables those directives use (see
@@ -189,8 +189,8 @@ def _variables_in(value: Any, found: list[str]) -> None:
         for item in value.values:
             _variables_in(item, found)
     elif isinstance(value, ObjectValueNode):
-        for item in value.fields:
-            _variables_in(item.value, found)
+        for object_field in value.fields:
+            _variables_in(object_field.value, found)
 
 
 def variables_used(selections: list[PSelection], found: list[str] | None = None) -> list[str]:

@@ -181,7 +181,7 @@ class _FeatureNames:
             if isinstance(item, str):
                 imported[item] = item
             elif isinstance(item, dict) and "name" in item:
-                imported[item["name"]] = item.get("as", item["name"])
+                imported[item["name"]] = str(item.get("as") or item["name"])
         self.imports[feature] = imported
 
     def canonical_directive(self, actual: str) -> str | None:
@@ -358,15 +358,16 @@ class Supergraph:
             self._canonical(d) == "inaccessible" for d in getattr(node, "directives", None) or ()
         )
 
-    def _strip(self, directives: Iterable[DirectiveNode] | None) -> tuple[DirectiveNode, ...]:
+    def _strip(self, directives: Iterable[DirectiveNode] | None) -> tuple[Any, ...]:
         return tuple(d for d in directives or () if d.name.value in API_DIRECTIVES)
 
     def _build_api_schema(self) -> GraphQLSchema:
         hidden_types = {
-            d.name.value  # type: ignore[attr-defined]
+            name
             for d in self.document.definitions
-            if hasattr(d, "name") and not isinstance(d, DirectiveDefinitionNode)
-            and (self._inaccessible(d) or self._names.is_machinery_type(d.name.value))  # type: ignore[attr-defined]
+            if not isinstance(d, DirectiveDefinitionNode)
+            and (name := _name_of(d)) is not None
+            and (self._inaccessible(d) or self._names.is_machinery_type(name))
         }
         machinery_directives = {
             d.name.value
@@ -389,7 +390,9 @@ class Supergraph:
                         description=d.description,
                         directives=(),
                         operation_types=tuple(
-                            o for o in d.operation_types or () if o.type.name.value not in hidden_types
+                            o
+                            for o in d.operation_types or ()
+                            if o.type.name.value not in hidden_types
                         ),
                     )
                 )
@@ -428,7 +431,9 @@ class Supergraph:
                     i for i in d.interfaces or () if i.name.value not in hidden_types
                 )
             elif isinstance(d, UnionTypeDefinitionNode):
-                changes["types"] = tuple(t for t in d.types or () if t.name.value not in hidden_types)
+                changes["types"] = tuple(
+                    t for t in d.types or () if t.name.value not in hidden_types
+                )
             elif isinstance(d, EnumTypeDefinitionNode):
                 changes["values"] = tuple(
                     v.__class__(
@@ -534,6 +539,11 @@ class Supergraph:
                 if ifield is not None and ifield.resolvable_in(graph):
                     found.append((iface, graph))
         return found
+
+
+def _name_of(definition: Any) -> str | None:
+    name = getattr(definition, "name", None)
+    return name.value if name is not None else None
 
 
 def field_node_key(node: FieldNode) -> str:

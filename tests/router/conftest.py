@@ -9,10 +9,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from subgraphs import SCHEMAS, RecordingSubgraph, supergraph_sdl  # noqa: E402
+from subgraphs import SCHEMAS, RecordingSubgraph, supergraph_sdl
 
-from pek.router.gateway import Gateway  # noqa: E402
-from pek.router.transport import InProcessTransport  # noqa: E402
+from pek.router.gateway import Gateway
+from pek.router.transport import InProcessTransport
 
 
 @pytest.fixture(scope="session")

@@ -200,7 +200,9 @@ class Review:
 
     @strawberry.federation.field(provides=["username"])
     def author(self) -> ReviewsUser | None:
-        return ReviewsUser(id=strawberry.ID(self.author_id), username=USERS[self.author_id]["username"])
+        return ReviewsUser(
+            id=strawberry.ID(self.author_id), username=USERS[self.author_id]["username"]
+        )
 
     @strawberry.field
     def product(self) -> ReviewsProduct:
@@ -214,7 +216,10 @@ class Review:
 def _review(key: str) -> Review:
     data = REVIEWS[key]
     return Review(
-        id=strawberry.ID(key), body=data["body"], author_id=data["author"], product_upc=data["product"]
+        id=strawberry.ID(key),
+        body=data["body"],
+        author_id=data["author"],
+        product_upc=data["product"],
     )
 
 
@@ -317,7 +322,9 @@ def subgraph_sdl(name: str) -> str:
 
 def compose(services: Mapping[str, str]) -> str:
     """Compose SDLs with Apollo's composition (npm, tests/router/node)."""
-    payload = [{"name": n, "url": f"http://{n}.test/graphql", "sdl": s} for n, s in services.items()]
+    payload = [
+        {"name": n, "url": f"http://{n}.test/graphql", "sdl": s} for n, s in services.items()
+    ]
     proc = subprocess.run(
         ["node", str(NODE_DIR / "compose.mjs")],
         input=json.dumps(payload),

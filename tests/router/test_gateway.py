@@ -94,7 +94,12 @@ async def test_named_and_inline_fragments_with_field_order(gateway: Gateway) -> 
     result = await gateway.execute(query)
     product = result["data"]["topProducts"][0]
     assert list(product) == ["inStock", "reviews", "name", "upc"]
-    assert product == {"inStock": True, "reviews": [{"body": "Love it"}], "name": "Table", "upc": "p1"}
+    assert product == {
+        "inStock": True,
+        "reviews": [{"body": "Love it"}],
+        "name": "Table",
+        "upc": "p1",
+    }
 
 
 async def test_variables_forwarded_only_where_used(gateway: Gateway, subgraphs: Subgraphs) -> None:
@@ -202,7 +207,9 @@ async def test_subgraph_down(gateway: Gateway, subgraphs: Subgraphs) -> None:
     assert "data" in result
     codes = {e["extensions"]["code"] for e in result["errors"] if "extensions" in e}
     assert "SUBGRAPH_UNAVAILABLE" in codes
-    down = [e for e in result["errors"] if e.get("extensions", {}).get("code") == "SUBGRAPH_UNAVAILABLE"]
+    down = [
+        e for e in result["errors"] if e.get("extensions", {}).get("code") == "SUBGRAPH_UNAVAILABLE"
+    ]
     assert {e["extensions"]["subgraph"] for e in down} == {"inventory"}
     # inStock is Boolean! so the product is nulled; topProducts is [Product!]!, warehouseName
     # is String!: data is null but the response is still a GraphQL response
