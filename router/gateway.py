@@ -7,6 +7,7 @@ through the transport -> shape. Request errors come back as ``{"errors": [...]}`
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from pek.router.supergraph import Supergraph
 from pek.router.transport import Transport
 
 JSON = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 class GraphQLRequestError(Exception):
@@ -240,9 +242,17 @@ class Gateway:
         initial: JSON | None = None
         if plan.has_introspection:
             initial = self._introspect(parsed.document, operation, coerced)
-        response = await self.executor.execute(
-            plan, variables or {}, headers=headers, initial_data=initial
-        )
+        try:
+            response = await self.executor.execute(
+                plan, variables or {}, headers=headers, initial_data=initial
+            )
+        except Exception as exc:  # a router defect still answers as GraphQL, never a 500
+            logger.exception("executing a query plan failed")
+            message = f"Internal router error ({type(exc).__name__})."
+            return {
+                "data": None,
+                "errors": [{"message": message, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}],
+            }
         if include_plan:
             response.setdefault("extensions", {})["queryPlan"] = plan.to_json()
         return response
