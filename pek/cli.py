@@ -192,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level.lower() != "debug":
+        # Alembic announces every plugin and step at INFO: only its warnings matter to operators.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     from pek import roles
 
     command = args.command

@@ -12,9 +12,10 @@ the transport handed to the gateway differs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from starlette.applications import Starlette
@@ -87,10 +88,16 @@ def build_dev_app(settings: Settings) -> Starlette:
 def build_subgraph_app(role: str, settings: Settings) -> Starlette:
     """``pek hub`` / ``pek realm``: one subgraph served over HTTP."""
     subgraph = hub_subgraph(settings) if role == HUB else realm_subgraph(settings)
-    app = subgraph.asgi_app()
-    app.router.on_startup.append(subgraph.start)
-    app.router.on_shutdown.append(subgraph.aclose)
-    return app
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await subgraph.start()
+        try:
+            yield
+        finally:
+            await subgraph.aclose()
+
+    return Starlette(routes=subgraph.asgi_app().routes, lifespan=lifespan)
 
 
 def build_router_app(settings: Settings) -> Starlette:

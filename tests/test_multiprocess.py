@@ -7,6 +7,7 @@ beside them) and checks that the cross-subgraph queries give the same answers th
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ CROSS_QUERIES = {
         users(first: $n) {
           totalCount
           edges { cursor node { id name nickname
-            memberships { status posts { name } group { name purpose parent { name } } } } }
+            memberships { status posts { kind title } group { name purpose parent { name } } } } }
           pageInfo { hasNextPage endCursor }
         }
       }""",
@@ -106,10 +107,11 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             "router": f"http://127.0.0.1:{ports['router']}/graphql",
             "dev": f"http://127.0.0.1:{ports['dev']}/graphql",
         }
-        # Stopping cleanly on SIGTERM is part of the contract of every role.
+        # Stopping cleanly on SIGTERM is part of the contract of every role: uvicorn shuts the
+        # app down, then re-raises the signal, so a clean stop exits 0 or -SIGTERM, never -SIGKILL.
         codes = {p.args[0]: p.stop() for p in reversed(started)}
         started.clear()
-        assert codes == {"dev": 0, "router": 0, "realm": 0, "hub": 0}, codes
+        assert set(codes.values()) <= {0, -signal.SIGTERM}, codes
     finally:
         for p in started:
             p.stop()
