@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from starlette.applications import Starlette
 
+from pek.hub.service import HubSubgraph
+from pek.realm.service import RealmSubgraph
 from pek.router.composition import SubgraphDefinition, compose
 from pek.router.gateway import Gateway
 from pek.router.http import create_app
@@ -35,15 +37,11 @@ REALM = "realm"
 DEFAULT_URLS = {HUB: "http://127.0.0.1:8001/graphql", REALM: "http://127.0.0.1:8002/graphql"}
 
 
-def hub_subgraph(settings: Settings):  # type: ignore[no-untyped-def]
-    from pek.hub.service import HubSubgraph
-
+def hub_subgraph(settings: Settings) -> HubSubgraph:
     return HubSubgraph(settings)
 
 
-def realm_subgraph(settings: Settings):  # type: ignore[no-untyped-def]
-    from pek.realm.service import RealmSubgraph
-
+def realm_subgraph(settings: Settings) -> RealmSubgraph:
     return RealmSubgraph(settings)
 
 

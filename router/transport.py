@@ -119,7 +119,8 @@ class HttpTransport:
         except httpx.TimeoutException:
             raise SubgraphUnavailable(subgraph, "timed out") from None
         except (httpx.HTTPError, OSError) as exc:
-            raise SubgraphUnavailable(subgraph, f"connection failed ({type(exc).__name__})") from None
+            reason = f"connection failed ({type(exc).__name__})"
+            raise SubgraphUnavailable(subgraph, reason) from None
         except asyncio.CancelledError:
             raise
         try:
@@ -129,7 +130,8 @@ class HttpTransport:
                 subgraph, f"HTTP {response.status_code} without a JSON body"
             ) from None
         if not isinstance(payload, dict) or ("data" not in payload and "errors" not in payload):
-            raise SubgraphUnavailable(subgraph, f"HTTP {response.status_code}, not a GraphQL response")
+            reason = f"HTTP {response.status_code}, not a GraphQL response"
+            raise SubgraphUnavailable(subgraph, reason)
         return payload
 
     async def aclose(self) -> None:

@@ -31,7 +31,7 @@ class PekProcess:
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PEK_")}
         full_env.update(env)
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "wb")  # closed in stop()
         self.process = subprocess.Popen(
             [PEK, *args], env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -26,7 +26,8 @@ def test_environment_is_read_and_typed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("PEK_PORT", "eighty"), ("PEK_DEV", "maybe"), ("PEK_SUBGRAPH_TIMEOUT", "x")]
+    ("variable", "value"),
+    [("PEK_PORT", "eighty"), ("PEK_DEV", "maybe"), ("PEK_SUBGRAPH_TIMEOUT", "x")],
 )
 def test_bad_environment_values_are_clear_errors(variable: str, value: str) -> None:
     with pytest.raises(ValueError, match=variable):
