@@ -7,6 +7,7 @@ beside them) and checks that the cross-subgraph queries give the same answers th
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,3 +158,12 @@ def test_bad_input_is_a_clear_error_through_the_router(deployments: dict[str, st
     assert "data" not in syntax.json() and "Syntax Error" in syntax.json()["errors"][0]["message"]
     unknown = _post(url, "{ nope }")
     assert "data" not in unknown and "nope" in unknown["errors"][0]["message"]
+
+
+def test_readme_first_query_runs_on_pek_dev(deployments: dict[str, str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```graphql\n(.*?)```", readme, re.S)
+    assert match, "README has a first query"
+    body = _post(deployments["dev"], match.group(1))
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["users"]["edges"] and body["data"]["groups"]["edges"]
