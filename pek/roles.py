@@ -23,6 +23,8 @@ from starlette.applications import Starlette
 from pek.hub.service import HubSubgraph
 from pek.realm.service import RealmSubgraph
 from pek.router.composition import SubgraphDefinition, compose
+from pek.router.dedup import DeduplicatingGateway
+from pek.router.fetch_dedup import DeduplicatingTransport
 from pek.router.gateway import Gateway
 from pek.router.http import create_app
 from pek.router.transport import HttpTransport, InProcessTransport
@@ -66,8 +68,13 @@ def build_dev_app(settings: Settings) -> Starlette:
             SubgraphDefinition(REALM, "in-process://realm", realm.sdl()),
         ]
     )
-    transport = InProcessTransport({HUB: hub, REALM: realm})
-    gateway = Gateway(supergraph, transport, introspection=settings.introspection)
+    transport = DeduplicatingTransport(
+        InProcessTransport({HUB: hub, REALM: realm}), enabled=settings.deduplicate_fetches
+    )
+    gateway = DeduplicatingGateway(
+        Gateway(supergraph, transport, introspection=settings.introspection),
+        enabled=settings.deduplicate,
+    )
 
     async def startup() -> None:
         # The hub first: the realm's demo data refers to the hub's users.
@@ -111,8 +118,14 @@ def build_router_app(settings: Settings) -> Starlette:
     for name, url in _configured_urls(settings).items():
         if url:
             urls[name] = url
-    transport = HttpTransport(urls, timeout=settings.subgraph_timeout)
-    gateway = Gateway(supergraph, transport, introspection=settings.introspection)
+    transport = DeduplicatingTransport(
+        HttpTransport(urls, timeout=settings.subgraph_timeout),
+        enabled=settings.deduplicate_fetches,
+    )
+    gateway = DeduplicatingGateway(
+        Gateway(supergraph, transport, introspection=settings.introspection),
+        enabled=settings.deduplicate,
+    )
 
     async def shutdown() -> None:
         await transport.aclose()

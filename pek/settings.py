@@ -56,6 +56,14 @@ class Settings:
     log_level: str = "info"
     #: Run database migrations (create the schema) on start-up.
     migrate: bool = True
+    #: Router: identical in-flight queries (same document, variables and caller) share one
+    #: execution.
+    deduplicate: bool = True
+    #: Router: identical in-flight subgraph queries (same subgraph, query, variables and
+    #: forwarded headers) share one fetch.
+    deduplicate_fetches: bool = True
+    #: Log every HTTP request (uvicorn's access log); off by default for the router.
+    access_log: bool = False
 
     @classmethod
     def from_env(
