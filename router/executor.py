@@ -20,6 +20,7 @@ from graphql import (
     FieldNode,
     FragmentSpreadNode,
     GraphQLAbstractType,
+    GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -40,6 +41,7 @@ from pek.router.planner import (
     PlanNode,
     PSelection,
     QueryPlan,
+    RenameTree,
     SequenceNode,
     directive_included,
 )
@@ -67,15 +69,22 @@ class Executor:
         *,
         headers: Mapping[str, str] | None = None,
         initial_data: JSON | None = None,
+        coerced_variables: Mapping[str, Any] | None = None,
     ) -> JSON:
         """Run ``plan``; ``variables`` are the client's raw JSON variables (forwarded as sent),
-        ``initial_data`` root fields answered by the router itself (introspection)."""
+        ``initial_data`` root fields answered by the router itself (introspection),
+        ``coerced_variables`` the values with defaults applied (for ``@skip``/``@include``)."""
         run = _Run(self, variables, headers or {})
         if initial_data:
             run.data.update(initial_data)
         if plan.node is not None:
             await run.node(plan.node)
-        shaper = _Shaper(self.supergraph.api_schema, plan, variables, run.errors)
+        shaper = _Shaper(
+            self.supergraph.api_schema,
+            plan,
+            variables if coerced_variables is None else coerced_variables,
+            run.errors,
+        )
         data = shaper.shape_root(run.data)
         response: JSON = {"data": data}
         if run.errors:
@@ -156,6 +165,8 @@ class _Run:
             return
         data = response.get("data")
         if isinstance(data, dict):
+            if fetch.renames:
+                _rename(data, fetch.renames)
             _merge(self.data, data, self.abstract)
         for error in response.get("errors") or ():
             path = error.get("path") if isinstance(error, dict) else None
@@ -187,6 +198,8 @@ class _Run:
         data = response.get("data")
         entities = data.get("_entities") if isinstance(data, dict) else None
         if isinstance(entities, list):
+            if fetch.renames:
+                _rename(entities, fetch.renames)
             for position, entity in enumerate(entities[: len(targets)]):
                 if isinstance(entity, dict):
                     for obj, _ in targets[position]:
@@ -270,6 +283,29 @@ def _objects_at(data: Any, path: tuple[str, ...]) -> list[tuple[JSON, list[Any]]
                     following.append((child, value_path + [segment]))
         current = following
     return [(v, p) for v, p in current if isinstance(v, dict)]
+
+
+def _rename(value: Any, tree: RenameTree) -> None:
+    """Undo the planner's conflict aliases in a subgraph's answer (lists walked through)."""
+    if isinstance(value, list):
+        for item in value:
+            _rename(item, tree)
+        return
+    if not isinstance(value, dict):
+        return
+    for key, (original, sub) in tree.items():
+        if key not in value:
+            continue
+        child = value[key]
+        if sub:
+            _rename(child, sub)
+        if original is not None:
+            del value[key]
+            existing = value.get(original)
+            if isinstance(existing, dict) and isinstance(child, dict):
+                existing.update(child)
+            else:
+                value[original] = child
 
 
 def _merge(target: JSON, source: JSON, abstract: frozenset[str]) -> None:
@@ -424,6 +460,10 @@ class _Shaper:
                 items.append(completed)
             return items
         if is_leaf_type(type_):
+            if isinstance(type_, GraphQLEnumType) and value not in type_.values:
+                # an @inaccessible value (or one this API does not know) is not client data
+                self._value_error(path, f"Enum '{type_.name}' cannot represent value: {value!r}")
+                return None
             return value
         if not isinstance(value, dict):
             return None
@@ -431,7 +471,9 @@ class _Shaper:
         if is_abstract_type(type_):
             typename = value.get("__typename")
             runtime = self.schema.get_type(typename) if isinstance(typename, str) else None
-            if not isinstance(runtime, GraphQLObjectType):
+            if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
+                type_, runtime
+            ):
                 return None
         merged = SelectionSetNode(
             selections=tuple(
@@ -439,6 +481,15 @@ class _Shaper:
             )
         )
         return self._object(value, runtime, merged, path)
+
+    def _value_error(self, path: list[Any], message: str) -> None:
+        full = tuple(path)
+        if full in self._error_paths:
+            return
+        self._error_paths.add(full)
+        for i in range(len(full) + 1):
+            self._error_prefixes.add(full[:i])
+        self.errors.append({"message": message, "path": list(path)})
 
     def _null_error(self, path: list[Any], parent: GraphQLObjectType, field_name: str) -> None:
         full = tuple(path)

@@ -244,7 +244,11 @@ class Gateway:
             initial = self._introspect(parsed.document, operation, coerced)
         try:
             response = await self.executor.execute(
-                plan, variables or {}, headers=headers, initial_data=initial
+                plan,
+                variables or {},
+                headers=headers,
+                initial_data=initial,
+                coerced_variables=coerced,
             )
         except Exception as exc:  # a router defect still answers as GraphQL, never a 500
             logger.exception("executing a query plan failed")

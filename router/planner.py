@@ -15,8 +15,10 @@ key therefore includes the boolean values of the variables those directives use 
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ from graphql import (
     GraphQLOutputType,
     InlineFragmentNode,
     ListValueNode,
+    NameNode,
     ObjectValueNode,
     OperationDefinitionNode,
     SelectionNode,
@@ -128,6 +131,71 @@ def merge_selections(target: list[PSelection], source: list[PSelection]) -> None
             merge_selections(add_inline(target, sel.type_condition).selections, sel.selections)
 
 
+INTERNAL_ALIAS_PREFIX = "_pek_"
+
+
+def internal_alias(name: str, arguments: tuple[ArgumentNode, ...] = ()) -> str:
+    """The response key of a field the planner adds (keys, ``@requires``): never a client's key,
+    so a client alias (``id: name``) cannot clash with it; arguments get their own key."""
+    if not arguments:
+        return INTERNAL_ALIAS_PREFIX + name
+    digest = hashlib.blake2s(_args_text(arguments).encode(), digest_size=4).hexdigest()
+    return f"{INTERNAL_ALIAS_PREFIX}{name}_{digest}"
+
+
+def internal_selections(selections: list[PSelection]) -> list[PSelection]:
+    """``selections`` with their top-level fields under internal aliases (nested fields live in
+    objects only the router reads, so they keep their names)."""
+    out: list[PSelection] = []
+    for sel in selections:
+        if isinstance(sel, PField):
+            if sel.name == "__typename":
+                out.append(sel)
+            else:
+                out.append(
+                    PField(
+                        sel.name,
+                        internal_alias(sel.name, sel.arguments),
+                        sel.arguments,
+                        sel.selections,
+                    )
+                )
+        else:
+            out.append(PInlineFragment(sel.type_condition, internal_selections(sel.selections)))
+    return out
+
+
+def internal_field_nodes(selection_set: SelectionSetNode) -> tuple[SelectionNode, ...]:
+    """A field set's top-level fields as client-like field nodes under internal aliases."""
+    out: list[SelectionNode] = []
+    for node in selection_set.selections:
+        if isinstance(node, FieldNode):
+            if node.name.value == "__typename":
+                out.append(node)
+                continue
+            alias = internal_alias(node.name.value, tuple(node.arguments or ()))
+            out.append(
+                FieldNode(
+                    alias=NameNode(value=alias),
+                    name=node.name,
+                    arguments=node.arguments,
+                    directives=node.directives,
+                    selection_set=node.selection_set,
+                )
+            )
+        elif isinstance(node, InlineFragmentNode):
+            out.append(
+                InlineFragmentNode(
+                    type_condition=node.type_condition,
+                    directives=node.directives,
+                    selection_set=SelectionSetNode(
+                        selections=internal_field_nodes(node.selection_set)
+                    ),
+                )
+            )
+    return tuple(out)
+
+
 def selections_from_field_set(selection_set: SelectionSetNode) -> list[PSelection]:
     """A ``FieldSet`` (key, requires) as fetch selections."""
     result: list[PSelection] = []
@@ -206,6 +274,9 @@ def variables_used(selections: list[PSelection], found: list[str] | None = None)
 
 # -- plan nodes ------------------------------------------------------------------------------
 
+#: response key in a subgraph's answer -> (response key it stands for or None, nested renames)
+RenameTree = dict[str, tuple[str | None, "RenameTree"]]
+
 
 @dataclass(frozen=True, slots=True)
 class FetchNode:
@@ -219,6 +290,9 @@ class FetchNode:
     variable_usages: tuple[str, ...]
     requires: tuple[PInlineFragment, ...] | None = None
     id: int = 0
+    #: fields the planner aliased to keep the subgraph operation valid (two fields with one
+    #: response key but different types or arguments): the executor renames them back
+    renames: RenameTree | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +427,7 @@ class _Builder:
         self.groups: list[_FetchGroup] = []
         self.roots: list[_FetchGroup] = []
         self._touched: list[set[int]] = []
+        self._excluded: list[_FetchGroup] = []
 
     # groups
 
@@ -374,12 +449,15 @@ class _Builder:
         return group
 
     def _entity_group(
-        self, parent: _FetchGroup, path: tuple[str, ...], subgraph: str
+        self, parent: _FetchGroup, path: tuple[str, ...], subgraph: str, fresh: bool = False
     ) -> _FetchGroup:
         key = (path, subgraph)
         group = parent.children.get(key)
-        if group is None:
+        if group is None or fresh or any(group is g for g in self._excluded):
+            # a group whose @requires are being planned cannot fetch its own requirements
             group = self._new_group(subgraph, path, parent)
+            if key in parent.children:
+                key = (path, f"{subgraph}#{group.id}")
             parent.children[key] = group
         return group
 
@@ -566,15 +644,43 @@ class _Builder:
         key: Key,
         condition: str,
         target: list[PSelection],
+        fresh: bool = False,
     ) -> _FetchGroup:
-        dep = self._entity_group(group, path, key.graph)
+        dep = self._entity_group(group, path, key.graph, fresh)
         add_field(target, PField("__typename"))
-        merge_selections(target, selections_from_field_set(key.selection_set))
+        key_fields = internal_selections(self._field_set_selections(type_name, key.selection_set))
+        merge_selections(target, key_fields)
         self._mark(group)
         representation = add_inline(dep.requires, condition)
         add_field(representation.selections, PField("__typename"))
-        merge_selections(representation.selections, selections_from_field_set(key.selection_set))
+        merge_selections(representation.selections, key_fields)
         return dep
+
+    def _field_set_selections(
+        self, type_name: str, selection_set: SelectionSetNode
+    ) -> list[PSelection]:
+        """A field set (key, requires) as selections; objects of abstract types also carry
+        ``__typename`` (subgraphs need it to read an interface value in a representation)."""
+        result: list[PSelection] = []
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode):
+                sub: list[PSelection] | None = None
+                if node.selection_set:
+                    meta = self.sg.field(type_name, node.name.value)
+                    child = meta.type_name if meta else type_name
+                    sub = []
+                    if self.sg.is_abstract(child):
+                        sub.append(PField("__typename"))
+                    sub.extend(self._field_set_selections(child, node.selection_set))
+                result.append(PField(node.name.value, None, tuple(node.arguments or ()), sub))
+            elif isinstance(node, InlineFragmentNode) and node.type_condition:
+                condition = node.type_condition.name.value
+                result.append(
+                    PInlineFragment(
+                        condition, self._field_set_selections(condition, node.selection_set)
+                    )
+                )
+        return result
 
     def _mark(self, group: _FetchGroup) -> None:
         for touched in self._touched:
@@ -595,6 +701,15 @@ class _Builder:
             raise PlanningError(f"unknown field {type_name}.{name}")
         graph = group.subgraph
         local = self._local(graph, type_name, meta, set(provided))
+        in_current = meta.graphs.get(graph)
+        if local and in_current is not None and in_current.requires is not None:
+            # @requires fields are external here: fetch them, then come back with an entity call
+            for key in self.sg.types[type_name].keys_in(graph):
+                if key.resolvable and self._key_available(graph, type_name, key.selection_set):
+                    self._fetch_with_requires(
+                        group, type_name, path, node, target, key, type_name, in_current.requires
+                    )
+                    return
         if local and (node.selection_set is None or self._feasible(graph, meta, node, provided)):
             self._add_local(group, type_name, path, node, target, provided, meta)
             return
@@ -605,16 +720,49 @@ class _Builder:
                 return
             raise PlanningError(f"no subgraph can resolve {type_name}.{name} from {graph!r}")
         next_graph, condition, key = route
-        dep = self._hop(group, type_name, path, key, condition, target)
         in_graph = meta.graphs.get(next_graph) if condition == type_name else None
-        if (
-            in_graph is not None
-            and in_graph.requires is not None
-            and meta.resolvable_in(next_graph)
-        ):
-            self._plan_requires(group, type_name, path, in_graph.requires, target, dep, condition)
+        requires = (
+            in_graph.requires if in_graph is not None and meta.resolvable_in(next_graph) else None
+        )
+        if requires is not None:
+            self._fetch_with_requires(
+                group, type_name, path, node, target, key, condition, requires
+            )
+            return
+        dep = self._hop(group, type_name, path, key, condition, target)
         fragment = add_inline(dep.selections, condition)
         self.handle_field(dep, condition, path, node, fragment.selections, {})
+
+    def _fetch_with_requires(
+        self,
+        group: _FetchGroup,
+        type_name: str,
+        path: tuple[str, ...],
+        node: FieldNode,
+        target: list[PSelection],
+        key: Key,
+        condition: str,
+        requires: SelectionSetNode,
+    ) -> None:
+        """Plan ``node`` in an entity fetch whose representations carry its ``@requires``."""
+        next_graph = key.graph
+        existing = group.children.get((path, next_graph))
+        fresh = False
+        if existing is not None:
+            wanted = internal_selections(self._field_set_selections(type_name, requires))
+            have = [
+                f
+                for f in existing.requires
+                if isinstance(f, PInlineFragment) and f.type_condition == condition
+            ]
+            # one representation cannot carry a field with two argument sets
+            fresh = any(_representation_conflict(f.selections, wanted) for f in have)
+        dep = self._hop(group, type_name, path, key, condition, target, fresh)
+        self._plan_requires(group, type_name, path, requires, target, dep, condition)
+        fragment = add_inline(dep.selections, condition)
+        meta = self.sg.field(condition, node.name.value)
+        assert meta is not None
+        self._add_local(dep, condition, path, node, fragment.selections, {}, meta)
 
     def _add_local(
         self,
@@ -661,14 +809,19 @@ class _Builder:
         condition: str,
     ) -> None:
         self._touched.append(set())
-        self.visit(group, type_name, path, requires.selections, target, {})
+        self._excluded.append(dep)
+        self.visit(group, type_name, path, internal_field_nodes(requires), target, {})
+        self._excluded.pop()
         touched = self._touched.pop()
         for group_id in sorted(touched):
             other = self.groups[group_id]
             if other is not dep and other not in dep.deps:
                 dep.deps.append(other)
         representation = add_inline(dep.requires, condition)
-        merge_selections(representation.selections, selections_from_field_set(requires))
+        merge_selections(
+            representation.selections,
+            internal_selections(self._field_set_selections(type_name, requires)),
+        )
 
     def _feasible(
         self,
@@ -801,6 +954,10 @@ class _Builder:
         return stages[0] if len(stages) == 1 else SequenceNode(tuple(stages))
 
     def _fetch_node(self, group: _FetchGroup, operation_name: str | None, kind: str) -> FetchNode:
+        root_type = self.sg.root_types.get(kind, "Query")
+        renames = _resolve_conflicts(
+            self.sg, group.subgraph, [(root_type, group.selections)], itertools.count(1)
+        )
         name = f"{operation_name}__{group.subgraph}__{group.id}" if operation_name else None
         if group.is_entity:
             body = (
@@ -832,12 +989,90 @@ class _Builder:
             variable_usages=tuple(usages),
             requires=requires,
             id=group.id,
+            renames=renames or None,
         )
 
     variable_definitions: Mapping[str, str] = {}
 
     def _definitions(self, usages: list[str]) -> list[str]:
         return [self.variable_definitions[u] for u in usages if u in self.variable_definitions]
+
+
+def _resolve_conflicts(
+    sg: Supergraph,
+    graph: str,
+    items: list[tuple[str, list[PSelection]]],
+    counter: Iterator[int],
+) -> RenameTree:
+    """Alias fields that would make the subgraph operation invalid ("fields conflict": one
+    response key, different names, arguments or types in this subgraph, as can happen across
+    inline fragments of different object types). ``items`` are the selection sets that merge into
+    one (parent type, selections); returns what the executor must rename back."""
+    tree: RenameTree = {}
+    seen: dict[str, tuple[str, str, str]] = {}
+    groups: dict[str, list[tuple[str, PField]]] = {}
+
+    def walk(type_name: str, selections: list[PSelection]) -> None:
+        for sel in selections:
+            if isinstance(sel, PInlineFragment):
+                walk(sel.type_condition, sel.selections)
+                continue
+            meta = sg.field(type_name, sel.name)
+            type_text = (
+                "String!"
+                if sel.name == "__typename"
+                else (meta.type_in(graph) if meta is not None else "")
+            )
+            signature = (sel.name, _args_text(sel.arguments), type_text)
+            key = sel.response_key
+            first = seen.get(key)
+            if first is not None and first != signature:
+                original = key
+                key = f"{original}__pek{next(counter)}"
+                sel.alias = key
+                tree[key] = (original, {})
+                seen[key] = signature
+            elif first is None:
+                seen[key] = signature
+            child = meta.type_name_in(graph) if meta is not None else type_name
+            groups.setdefault(key, []).append((child, sel))
+
+    for type_name, selections in items:
+        walk(type_name, selections)
+    for key, fields in groups.items():
+        children = [(t, f.selections) for t, f in fields if f.selections]
+        if not children:
+            continue
+        sub = _resolve_conflicts(sg, graph, children, counter)
+        if sub:
+            original = tree[key][0] if key in tree else None
+            tree[key] = (original, sub)
+    return tree
+
+
+def _representation_conflict(have: list[PSelection], wanted: list[PSelection]) -> bool:
+    """Would merging ``wanted`` into a representation selection put two different fields (other
+    arguments) under one representation key?"""
+    by_name = {s.name: s for s in have if isinstance(s, PField)}
+    for sel in wanted:
+        if isinstance(sel, PField):
+            other = by_name.get(sel.name)
+            if other is None:
+                continue
+            if _args_text(other.arguments) != _args_text(sel.arguments):
+                return True
+            if other.selections and sel.selections:
+                if _representation_conflict(other.selections, sel.selections):
+                    return True
+        else:
+            for fragment in have:
+                if (
+                    isinstance(fragment, PInlineFragment)
+                    and fragment.type_condition == sel.type_condition
+                    and _representation_conflict(fragment.selections, sel.selections)
+                ):
+                    return True
+    return False
 
 
 def _parallel(nodes: list[PlanNode]) -> PlanNode:

@@ -44,6 +44,7 @@ from graphql import (
     UnionTypeDefinitionNode,
     build_ast_schema,
     parse,
+    print_ast,
 )
 
 LINK_SPEC = "https://specs.apollo.dev/link/"
@@ -97,12 +98,28 @@ class FieldMeta:
     parent: str
     type_name: str  # the named (innermost) type
     graphs: dict[str, FieldInGraph] = field(default_factory=dict)
+    #: the supergraph type as written (``[ID!]``)
+    type_text: str = ""
     #: ``@join__field`` without a graph: only reachable through an ``@interfaceObject``.
     via_interface_object: bool = False
 
     def resolvable_in(self, graph: str) -> bool:
         info = self.graphs.get(graph)
         return info is not None and not info.external and not info.used_overridden
+
+    def type_in(self, graph: str) -> str:
+        """The field's type as ``graph`` declares it (``@join__field(type:)``) or the
+        supergraph's."""
+        info = self.graphs.get(graph)
+        return info.type if info is not None and info.type else self.type_text
+
+    def type_name_in(self, graph: str) -> str:
+        """The named type of the field in ``graph`` (a union member where the subgraph returns
+        the member itself, for example)."""
+        info = self.graphs.get(graph)
+        if info is None or not info.type:
+            return self.type_name
+        return info.type.strip("[]!")
 
 
 @dataclass(slots=True)
@@ -328,7 +345,9 @@ class Supergraph:
                     meta.fields[fdef.name.value] = self._read_field(meta, fdef)
 
     def _read_field(self, parent: TypeMeta, fdef: FieldDefinitionNode) -> FieldMeta:
-        fmeta = FieldMeta(fdef.name.value, parent.name, named_type(fdef.type))
+        fmeta = FieldMeta(
+            fdef.name.value, parent.name, named_type(fdef.type), type_text=print_ast(fdef.type)
+        )
         join_fields = [d for d in fdef.directives or () if self._canonical(d) == "join__field"]
         if not join_fields:
             for graph in parent.graphs:
@@ -487,7 +506,9 @@ class Supergraph:
         return meta is not None and meta.kind in ("object", "interface", "union")
 
     def possible_types(self, name: str, graph: str | None = None) -> list[str]:
-        """Object types that may appear where ``name`` is expected (in ``graph`` if given)."""
+        """Object types that may appear where ``name`` is expected (in ``graph`` if given).
+        ``@inaccessible`` types are included: subgraphs may return them (the response shaping
+        turns them into null) and ``@requires`` may select them."""
         cache_key = (name, graph or "")
         cached = self._possible.get(cache_key)
         if cached is not None:
@@ -500,7 +521,7 @@ class Supergraph:
             elif meta.kind == "union":
                 for member, graphs in meta.members.items():
                     member_meta = self.types.get(member)
-                    if member_meta is None or not self._api_has(member):
+                    if member_meta is None:
                         continue
                     if graph is None or (
                         graph in member_meta.graphs and (graphs is None or graph in graphs)
@@ -509,8 +530,6 @@ class Supergraph:
             elif meta.kind == "interface":
                 for candidate in self.types.values():
                     if candidate.kind != "object" or name not in candidate.implements:
-                        continue
-                    if not self._api_has(candidate.name):
                         continue
                     graphs = candidate.implements[name]
                     if graph is None or (

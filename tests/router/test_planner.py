@@ -28,7 +28,11 @@ def test_plan_shape_for_a_known_query(supergraph: str) -> None:
     assert isinstance(result.node, SequenceNode)
     root, flatten = result.node.nodes
     assert isinstance(root, FetchNode) and root.subgraph == "products"
-    assert root.operation == "query Top__products__0{topProducts{name __typename upc price weight}}"
+    # planner-added key and @requires fields travel under internal aliases
+    assert root.operation == (
+        "query Top__products__0"
+        "{topProducts{name __typename _pek_upc:upc _pek_price:price _pek_weight:weight}}"
+    )
     assert isinstance(flatten, FlattenNode) and flatten.path == ("topProducts", "@")
     assert flatten.node.subgraph == "inventory"
     assert flatten.node.operation == (
