@@ -379,8 +379,23 @@ CASES: dict[str, Case] = {
       { users(first: 3) { edges { node { name memberships { group { name
           scoreboard(semester: "autumn") { pointStatus } } } } } } }""",
         viewer=VIEWER, expect="partial", error_codes=("BAD_USER_INPUT",)),
+    "error_paths_of_repeated_entities": Case("""
+      { groups(first: 2) { edges { node { memberships { user { memberships { group {
+          name scoreboard(semester: "bad") { pointStatus } } } } } } } } }""",
+        viewer=VIEWER, expect="partial", error_codes=("BAD_USER_INPUT",)),
+    "unknown_ids_are_null_without_error": Case("""
+      { group(id: "R3JvdXA6aHViOjk5OTk") { name } user(id: "VXNlcjo6OTk5OTk") { name }
+        membership(id: "TWVtYmVyc2hpcDpodWI6OTk5OTk") { id } }"""),
+    "empty_pages_and_typename_only_entities": Case("""
+      { none: users(first: 0) { totalCount edges { node { name } }
+          pageInfo { startCursor endCursor hasNextPage hasPreviousPage } }
+        nobody: users(first: 3, search: "zzzzzz") { totalCount edges { node { name } } }
+        users(first: 2) { edges { node { memberships { __typename } } } } }"""),
     "null_propagated_from_non_null_root_field": Case("""
       { realms { id } users(first: -1) { totalCount } }""",
+        expect="null-data", error_codes=("BAD_USER_INPUT",)),
+    "null_propagated_across_subgraphs": Case("""
+      { semesters { name } users(first: -1) { totalCount } }""",
         expect="null-data", error_codes=("BAD_USER_INPUT",)),
     "null_propagated_invalid_cursor_variable": Case("""
       query($after: String) { semesters { name } groups(first: 2, after: $after) { totalCount } }
@@ -501,6 +516,50 @@ def test_walking_every_page_gives_the_same_pages(endpoints: dict[str, str], targ
         after = groups["pageInfo"]["endCursor"]
     assert total is not None and total > 7, "the demo data has several pages of groups"
     assert len(seen) == total == len(set(seen))
+
+
+_TYPE_REF = "kind name ofType { kind name ofType { kind name ofType { kind name } } }"
+SPECIFIED_DIRECTIVES = frozenset({"include", "skip", "deprecated", "specifiedBy", "oneOf"})
+API_SCHEMA_QUERY = f"""
+  {{ __schema {{
+      queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }}
+      directives {{ name isRepeatable args {{ name defaultValue type {{ {_TYPE_REF} }} }} }}
+      types {{ kind name description specifiedByURL
+        fields(includeDeprecated: true) {{ name description isDeprecated deprecationReason
+          args {{ name description defaultValue type {{ {_TYPE_REF} }} }}
+          type {{ {_TYPE_REF} }} }}
+        interfaces {{ name }} possibleTypes {{ name }}
+        enumValues(includeDeprecated: true) {{ name description isDeprecated }}
+        inputFields {{ name defaultValue type {{ {_TYPE_REF} }} }} }} }} }}"""
+
+
+@pytest.mark.parametrize("target", ["router", "router-apollo-supergraph"])
+def test_same_api_schema_by_introspection(endpoints: dict[str, str], target: str) -> None:
+    """The clients' schema is the same, types in the same order.
+
+    The introspection meta-types (``__Schema``, ``__Type``...) and the definitions of the
+    built-in directives come from the GraphQL library: graphql-core 3.3 follows the newer spec
+    (``includeDeprecated: Boolean!``, ``@deprecated(reason: String!)``), graphql-js 16 the
+    older one. So the meta-types are left out and built-in directives are compared by name;
+    every type of our schema and any other directive are compared in full.
+    """
+    def api(url: str) -> JSON:
+        answer = post(url, API_SCHEMA_QUERY)
+        assert answer.status == 200 and "errors" not in answer.body, answer.body
+        schema: JSON = answer.body["data"]["__schema"]
+        schema["types"] = [t for t in schema["types"] if not t["name"].startswith("__")]
+        schema["directives"] = [
+            {"name": d["name"]} if d["name"] in SPECIFIED_DIRECTIVES else d
+            for d in schema["directives"]
+        ]
+        return schema
+
+    reference = api(endpoints["apollo"])
+    assert {"Query", "User", "Group", "Membership", "Scoreboard"} <= {
+        t["name"] for t in reference["types"]}
+    ours = api(endpoints[target])
+    assert ours["types"] == reference["types"]
+    assert ours == reference
 
 
 def test_normalise_only_rewrites_request_error_wording() -> None:
