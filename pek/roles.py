@@ -27,7 +27,7 @@ from pek.router.dedup import DeduplicatingGateway
 from pek.router.fetch_dedup import DeduplicatingTransport
 from pek.router.gateway import Gateway
 from pek.router.http import create_app
-from pek.router.transport import HttpTransport, InProcessTransport
+from pek.router.transport import Http11Transport, HttpTransport, InProcessTransport, Transport
 from pek.settings import Settings
 
 log = logging.getLogger("pek")
@@ -118,10 +118,16 @@ def build_router_app(settings: Settings) -> Starlette:
     for name, url in _configured_urls(settings).items():
         if url:
             urls[name] = url
-    transport = DeduplicatingTransport(
-        HttpTransport(urls, timeout=settings.subgraph_timeout),
-        enabled=settings.deduplicate_fetches,
-    )
+    http: Transport
+    if settings.subgraph_client == "httpx":
+        http = HttpTransport(urls, timeout=settings.subgraph_timeout)
+    elif settings.subgraph_client == "asyncio":
+        http = Http11Transport(urls, timeout=settings.subgraph_timeout)
+    else:
+        raise SystemExit(
+            f"pek router: PEK_SUBGRAPH_CLIENT={settings.subgraph_client!r}: use asyncio or httpx"
+        )
+    transport = DeduplicatingTransport(http, enabled=settings.deduplicate_fetches)
     gateway = DeduplicatingGateway(
         Gateway(supergraph, transport, introspection=settings.introspection),
         enabled=settings.deduplicate,

@@ -64,6 +64,8 @@ class Settings:
     deduplicate_fetches: bool = True
     #: Log every HTTP request (uvicorn's access log); off by default for the router.
     access_log: bool = False
+    #: Router: HTTP client for subgraph fetches: "asyncio" (built in, fast) or "httpx".
+    subgraph_client: str = "asyncio"
 
     @classmethod
     def from_env(
