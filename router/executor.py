@@ -21,6 +21,7 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLAbstractType,
     GraphQLEnumType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -359,7 +360,7 @@ class _Shaper:
 
     def _collect(
         self,
-        runtime: GraphQLObjectType,
+        runtime: GraphQLObjectType | GraphQLInterfaceType,
         selection_set: SelectionSetNode,
         fields: dict[str, list[FieldNode]],
     ) -> None:
@@ -379,7 +380,7 @@ class _Shaper:
                 if frag is not None and self._applies(frag.type_condition.name.value, runtime):
                     self._collect(runtime, frag.selection_set, fields)
 
-    def _applies(self, condition: str, runtime: GraphQLObjectType) -> bool:
+    def _applies(self, condition: str, runtime: GraphQLObjectType | GraphQLInterfaceType) -> bool:
         if condition == runtime.name:
             return True
         ctype = self.schema.get_type(condition)
@@ -388,7 +389,7 @@ class _Shaper:
     def _object(
         self,
         data: JSON,
-        runtime: GraphQLObjectType,
+        runtime: GraphQLObjectType | GraphQLInterfaceType,
         selection_set: SelectionSetNode,
         path: list[Any],
     ) -> Any:
@@ -421,7 +422,7 @@ class _Shaper:
         type_: GraphQLOutputType,
         nodes: list[FieldNode],
         path: list[Any],
-        parent: GraphQLObjectType,
+        parent: GraphQLObjectType | GraphQLInterfaceType,
         field_name: str,
     ) -> Any:
         """Complete a value; returns ``_BUBBLE`` when a null must propagate to the parent."""
@@ -442,7 +443,7 @@ class _Shaper:
         type_: GraphQLOutputType,
         nodes: list[FieldNode],
         path: list[Any],
-        parent: GraphQLObjectType,
+        parent: GraphQLObjectType | GraphQLInterfaceType,
         field_name: str,
     ) -> Any:
         if value is None:
@@ -471,7 +472,9 @@ class _Shaper:
         if is_abstract_type(type_):
             typename = value.get("__typename")
             runtime = self.schema.get_type(typename) if isinstance(typename, str) else None
-            if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
+            if runtime is type_ and isinstance(type_, GraphQLInterfaceType):
+                pass  # an @interfaceObject's answer whose concrete type nobody knows
+            elif not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
                 type_, runtime
             ):
                 return None
@@ -491,7 +494,9 @@ class _Shaper:
             self._error_prefixes.add(full[:i])
         self.errors.append({"message": message, "path": list(path)})
 
-    def _null_error(self, path: list[Any], parent: GraphQLObjectType, field_name: str) -> None:
+    def _null_error(
+        self, path: list[Any], parent: GraphQLObjectType | GraphQLInterfaceType, field_name: str
+    ) -> None:
         full = tuple(path)
         if full in self._error_prefixes:
             return

@@ -29,11 +29,6 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLInterfaceType,
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLOutputType,
     InlineFragmentNode,
     ListValueNode,
     NameNode,
@@ -428,6 +423,7 @@ class _Builder:
         self.roots: list[_FetchGroup] = []
         self._touched: list[set[int]] = []
         self._excluded: list[_FetchGroup] = []
+        self._obtainable: dict[tuple[str, str, str, str], bool] = {}
 
     # groups
 
@@ -463,20 +459,6 @@ class _Builder:
 
     # type helpers
 
-    def _field_type(self, parent: str, name: str) -> GraphQLOutputType:
-        gtype = self.schema.get_type(parent)
-        assert isinstance(gtype, (GraphQLObjectType, GraphQLInterfaceType))
-        return gtype.fields[name].type
-
-    def _list_depth(self, parent: str, name: str) -> int:
-        depth = 0
-        gtype: Any = self._field_type(parent, name)
-        while isinstance(gtype, (GraphQLNonNull, GraphQLList)):
-            if isinstance(gtype, GraphQLList):
-                depth += 1
-            gtype = gtype.of_type
-        return depth
-
     def _applies(self, condition: str, runtime: str) -> bool:
         return condition == runtime or runtime in self.sg.possible_types(condition)
 
@@ -491,22 +473,67 @@ class _Builder:
             return True
         return meta.name in provided and meta.name in _graph_fields(meta, graph)
 
-    def _key_available(self, graph: str, type_name: str, selection_set: SelectionSetNode) -> bool:
+    def _key_available(
+        self,
+        graph: str,
+        type_name: str,
+        selection_set: SelectionSetNode,
+        provided: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Are the key's fields resolvable in ``graph`` (or ``@provides``d there)?"""
         for node in selection_set.selections:
             if not isinstance(node, FieldNode):
                 return False
-            if node.name.value == "__typename":
+            name = node.name.value
+            if name == "__typename":
                 continue
-            meta = self.sg.field(type_name, node.name.value)
-            if meta is None or not meta.resolvable_in(graph):
+            meta = self.sg.field(type_name, name)
+            if meta is None:
+                return False
+            is_provided = provided is not None and name in provided
+            if not meta.resolvable_in(graph) and not is_provided:
                 return False
             if node.selection_set and not self._key_available(
-                graph, meta.type_name, node.selection_set
+                graph,
+                meta.type_name,
+                node.selection_set,
+                provided.get(name) if provided is not None and is_provided else None,
             ):
                 return False
         return True
 
-    def _edges(self, graph: str, cond: str, origin: str) -> list[tuple[str, str, Key]]:
+    def _key_obtainable(self, graph: str, type_name: str, key: Key) -> bool:
+        """Can the key's fields be gathered from ``graph``, some of them through other entity
+        calls (a key made of fields from several subgraphs)?"""
+        cache_key = (graph, type_name, key.graph, key.fields)
+        cached = self._obtainable.get(cache_key)
+        if cached is not None:
+            return cached
+        self._obtainable[cache_key] = False  # a key that needs itself is not obtainable
+        result = True
+        for node in key.selection_set.selections:
+            if not isinstance(node, FieldNode):
+                result = False
+                break
+            if node.name.value == "__typename":
+                continue
+            meta = self.sg.field(type_name, node.name.value)
+            if meta is None:
+                result = False
+                break
+            if meta.resolvable_in(graph):
+                if not self._feasible(graph, meta, node, {}):
+                    result = False
+                    break
+            elif not self._reachable(graph, type_name, meta):
+                result = False
+                break
+        self._obtainable[cache_key] = result
+        return result
+
+    def _edges(
+        self, graph: str, cond: str, origin: str, provided: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, str, Key]]:
         """Hops from (graph, cond): (next graph, next type condition, key used)."""
         edges: list[tuple[str, str, Key]] = []
         meta = self.sg.types.get(cond)
@@ -515,7 +542,9 @@ class _Builder:
         for key in meta.keys:
             if key.graph == graph or not key.resolvable:
                 continue
-            if self._key_available(graph, cond, key.selection_set):
+            if self._key_available(
+                graph, cond, key.selection_set, provided
+            ) or self._key_obtainable(graph, cond, key):
                 edges.append((key.graph, cond, key))
         origin_meta = self.sg.types.get(origin)
         if cond == origin and origin_meta is not None and origin_meta.kind == "object":
@@ -525,7 +554,9 @@ class _Builder:
                     continue
                 for key in imeta.keys:
                     if key.graph in imeta.interface_object_graphs and key.graph != graph:
-                        if key.resolvable and self._key_available(graph, cond, key.selection_set):
+                        if key.resolvable and self._key_available(
+                            graph, cond, key.selection_set, provided
+                        ):
                             edges.append((key.graph, iface, key))
         return edges
 
@@ -535,36 +566,49 @@ class _Builder:
         imeta = self.sg.field(cond, meta.name)
         return imeta is not None and imeta.resolvable_in(graph)
 
-    def _route(
-        self, group: _FetchGroup, type_name: str, meta: FieldMeta, path: tuple[str, ...]
-    ) -> tuple[str, str, Key] | None:
-        """First hop of the shortest key path from the group's subgraph to one resolving it."""
+    def _routes(
+        self,
+        group: _FetchGroup,
+        type_name: str,
+        meta: FieldMeta,
+        provided: Mapping[str, Any] | None = None,
+    ) -> list[tuple[int, str, str, tuple[str, str, Key]]]:
+        """Every subgraph that resolves the field and can be reached through keys from the
+        group's subgraph: (hops, subgraph, type condition there, first hop), nearest first."""
         start = (group.subgraph, type_name)
         first: dict[tuple[str, str], tuple[str, str, Key] | None] = {start: None}
-        queue: deque[tuple[str, str]] = deque([start])
-        found: list[tuple[str, str, Key]] = []
-        frontier_done = False
-        while queue and not frontier_done:
-            for _ in range(len(queue)):
-                state = queue.popleft()
-                for next_graph, next_cond, key in self._edges(state[0], state[1], type_name):
-                    nxt = (next_graph, next_cond)
-                    if nxt in first:
-                        continue
-                    hop = first[state] or (next_graph, next_cond, key)
-                    first[nxt] = hop
-                    if self._targets(type_name, meta, next_graph, next_cond):
-                        found.append(hop)
-                    queue.append(nxt)
-            frontier_done = bool(found)
-        if not found:
-            return None
+        queue: deque[tuple[tuple[str, str], int]] = deque([(start, 0)])
+        found: list[tuple[int, str, str, tuple[str, str, Key]]] = []
+        while queue:
+            state, depth = queue.popleft()
+            edges = self._edges(state[0], state[1], type_name, provided if depth == 0 else None)
+            for next_graph, next_cond, key in edges:
+                nxt = (next_graph, next_cond)
+                if nxt in first:
+                    continue
+                hop = first[state] or (next_graph, next_cond, key)
+                first[nxt] = hop
+                if self._targets(type_name, meta, next_graph, next_cond):
+                    found.append((depth + 1, next_graph, next_cond, hop))
+                queue.append((nxt, depth + 1))
+        order = list(self.sg.subgraphs)
+        found.sort(key=lambda r: (r[0], order.index(r[1])))
+        return found
+
+    def _best_route(
+        self,
+        group: _FetchGroup,
+        path: tuple[str, ...],
+        routes: list[tuple[int, str, str, tuple[str, str, Key]]],
+    ) -> tuple[str, str, Key]:
+        shortest = routes[0][0]
+        order = list(self.sg.subgraphs)
 
         def score(hop: tuple[str, str, Key]) -> tuple[int, int]:
             existing = (path, hop[0]) in group.children
-            return (0 if existing else 1, list(self.sg.subgraphs).index(hop[0]))
+            return (0 if existing else 1, order.index(hop[0]))
 
-        return min(found, key=score)
+        return min((r[3] for r in routes if r[0] == shortest), key=score)
 
     # walking the client's selections
 
@@ -578,7 +622,11 @@ class _Builder:
         provided: Mapping[str, Any],
     ) -> None:
         graph = group.subgraph
-        if self.sg.is_abstract(type_name) and not self._is_interface_object(type_name, graph):
+        if (
+            self.sg.is_abstract(type_name)
+            and not self._is_interface_object(type_name, graph)
+            and self.sg.possible_types(type_name)
+        ):
             add_field(target, PField("__typename"))
             for runtime in self.sg.possible_types(type_name, graph):
                 fragment = add_inline(target, runtime)
@@ -645,9 +693,16 @@ class _Builder:
         condition: str,
         target: list[PSelection],
         fresh: bool = False,
+        provided: Mapping[str, Any] | None = None,
     ) -> _FetchGroup:
         dep = self._entity_group(group, path, key.graph, fresh)
         add_field(target, PField("__typename"))
+        if not self._key_available(group.subgraph, type_name, key.selection_set, provided):
+            # some key fields live elsewhere: plan them like @requires before this hop
+            representation = add_inline(dep.requires, condition)
+            add_field(representation.selections, PField("__typename"))
+            self._plan_requires(group, type_name, path, key.selection_set, target, dep, condition)
+            return dep
         key_fields = internal_selections(self._field_set_selections(type_name, key.selection_set))
         merge_selections(target, key_fields)
         self._mark(group)
@@ -713,12 +768,80 @@ class _Builder:
         if local and (node.selection_set is None or self._feasible(graph, meta, node, provided)):
             self._add_local(group, type_name, path, node, target, provided, meta)
             return
-        route = self._route(group, type_name, meta, path)
-        if route is None:
+        routes = self._routes(group, type_name, meta, provided)
+        if node.selection_set is not None and routes:
+            feasible = [r for r in routes if self._route_feasible(r, type_name, node)]
+            if feasible:
+                routes = feasible
+            elif self._plan_split(group, type_name, path, node, target, provided, local, routes):
+                return
+        if not routes:
             if local:
                 self._add_local(group, type_name, path, node, target, provided, meta)
                 return
             raise PlanningError(f"no subgraph can resolve {type_name}.{name} from {graph!r}")
+        if self._hop_depth(group, path) > 2 * len(self.sg.subgraphs):
+            raise PlanningError(f"no subgraph can resolve all of {type_name}.{name}")
+        route = self._best_route(group, path, routes)
+        self._follow(group, type_name, path, node, target, route, provided)
+
+    def _route_feasible(
+        self, route: tuple[int, str, str, tuple[str, str, Key]], type_name: str, node: FieldNode
+    ) -> bool:
+        _, graph, condition, _ = route
+        meta = self.sg.field(condition, node.name.value)
+        return meta is not None and self._feasible(graph, meta, node, {})
+
+    def _hop_depth(self, group: _FetchGroup, path: tuple[str, ...]) -> int:
+        depth = 0
+        current: _FetchGroup | None = group
+        while current is not None and current.is_entity and current.merge_at == path:
+            depth += 1
+            current = current.parent
+        return depth
+
+    def _plan_split(
+        self,
+        group: _FetchGroup,
+        type_name: str,
+        path: tuple[str, ...],
+        node: FieldNode,
+        target: list[PSelection],
+        provided: Mapping[str, Any],
+        local: bool,
+        routes: list[tuple[int, str, str, tuple[str, str, Key]]],
+    ) -> bool:
+        """No one subgraph resolves everything below ``node``: fetch the field from several
+        (this one and others reached through keys), each with the part it can resolve."""
+        graphs = ([group.subgraph] if local else []) + [
+            r[1] for r in routes if r[2] == type_name and r[1] != group.subgraph
+        ]
+        parts = self._split(type_name, node, list(dict.fromkeys(graphs)))
+        if not parts or len(parts) < 2:
+            return False
+        meta = self.sg.field(type_name, node.name.value)
+        assert meta is not None
+        for graph, part in parts.items():
+            if graph == group.subgraph:
+                self._add_local(group, type_name, path, part, target, provided, meta)
+                continue
+            route = self._best_route(group, path, [r for r in routes if r[1] == graph])
+            self._follow(group, type_name, path, part, target, route, provided)
+        return True
+
+    def _follow(
+        self,
+        group: _FetchGroup,
+        type_name: str,
+        path: tuple[str, ...],
+        node: FieldNode,
+        target: list[PSelection],
+        route: tuple[str, str, Key],
+        provided: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Plan ``node`` one key hop away (in the route's first subgraph)."""
+        meta = self.sg.field(type_name, node.name.value)
+        assert meta is not None
         next_graph, condition, key = route
         in_graph = meta.graphs.get(next_graph) if condition == type_name else None
         requires = (
@@ -729,7 +852,7 @@ class _Builder:
                 group, type_name, path, node, target, key, condition, requires
             )
             return
-        dep = self._hop(group, type_name, path, key, condition, target)
+        dep = self._hop(group, type_name, path, key, condition, target, provided=provided)
         fragment = add_inline(dep.selections, condition)
         self.handle_field(dep, condition, path, node, fragment.selections, {})
 
@@ -784,14 +907,24 @@ class _Builder:
         if node.selection_set is None:
             return
         assert pfield.selections is not None
-        child_path = path + (alias or name,) + ("@",) * self._list_depth(type_name, name)
+        child_path = path + (alias or name,) + ("@",) * meta.type_text.count("[")
         child_provided = dict(provided.get(name) or {})
         in_graph = meta.graphs.get(group.subgraph)
         if in_graph is not None and in_graph.provides is not None:
             _merge_tree(child_provided, _field_set_tree(in_graph.provides))
+        # the subgraph may declare a narrower type (a union member instead of the union)
+        child_type = meta.type_name_in(group.subgraph)
+        if self.sg.is_abstract(meta.type_name):
+            # shaping needs the concrete type, even where the subgraph's type is narrower
+            add_field(pfield.selections, PField("__typename"))
+        if self._is_interface_object(child_type, group.subgraph) and self.sg.possible_types(
+            child_type
+        ):
+            # this subgraph only knows the interface: the concrete type comes from another
+            self._jump_for_typename(group, child_type, child_path, (), pfield.selections)
         self.visit(
             group,
-            meta.type_name,
+            child_type,
             child_path,
             node.selection_set.selections,
             pfield.selections,
@@ -838,7 +971,7 @@ class _Builder:
         in_graph = meta.graphs.get(graph)
         if in_graph is not None and in_graph.provides is not None:
             _merge_tree(child_provided, _field_set_tree(in_graph.provides))
-        child_type = meta.type_name
+        child_type = meta.type_name_in(graph)
         if self.sg.is_abstract(child_type) and not self._is_interface_object(child_type, graph):
             runtimes = self.sg.possible_types(child_type, graph)
         else:
@@ -854,16 +987,24 @@ class _Builder:
                     if not self._feasible(graph, sub_meta, sub, child_provided, depth + 1):
                         return False
                     continue
-                if not self._reachable(graph, runtime, sub_meta):
+                if not self._reachable(graph, runtime, sub_meta, child_provided):
                     return False
         return True
 
-    def _reachable(self, graph: str, type_name: str, meta: FieldMeta) -> bool:
+    def _reachable(
+        self,
+        graph: str,
+        type_name: str,
+        meta: FieldMeta,
+        provided: Mapping[str, Any] | None = None,
+    ) -> bool:
         seen = {(graph, type_name)}
         queue = deque([(graph, type_name)])
         while queue:
             state = queue.popleft()
-            for next_graph, cond, _key in self._edges(state[0], state[1], type_name):
+            for next_graph, cond, _key in self._edges(
+                state[0], state[1], type_name, provided if state == (graph, type_name) else None
+            ):
                 if self._targets(type_name, meta, next_graph, cond):
                     return True
                 if (next_graph, cond) not in seen:
@@ -896,8 +1037,62 @@ class _Builder:
         if meta is None:
             raise PlanningError(f"unknown root field {root_type}.{node.name.value}")
         if group is None:
+            candidates = [g for g in self.sg.subgraphs if meta.resolvable_in(g)]
+            if len(candidates) > 1 and not any(
+                self._feasible(g, meta, node, {}) for g in candidates
+            ):
+                # no one subgraph has it all: fetch the shared root field from several
+                parts = self._split(root_type, node, candidates)
+                if parts:
+                    for graph, part in parts.items():
+                        group = self.root_group(graph)
+                        self.handle_field(group, root_type, (), part, group.selections, {})
+                    return
             group = self.root_group(self.choose_root_graph(root_type, node, meta))
         self.handle_field(group, root_type, (), node, group.selections, {})
+
+    def _split(
+        self, parent_type: str, node: FieldNode, graphs: list[str]
+    ) -> dict[str, FieldNode] | None:
+        """Partition a field's selections over ``graphs`` (each part feasible in its subgraph);
+        ``None`` when some selection fits none of them."""
+        meta = self.sg.field(parent_type, node.name.value)
+        if meta is None:
+            return None
+        candidates = [g for g in graphs if meta.resolvable_in(g)]
+        for graph in candidates:
+            if self._feasible(graph, meta, node, {}):
+                return {graph: node}
+        for graph in graphs:
+            if graph not in candidates and self._reachable(graph, parent_type, meta):
+                if self._feasible(graph, meta, node, {}):
+                    return {graph: node}
+        child_type = meta.type_name
+        if node.selection_set is None or not candidates or self.sg.is_abstract(child_type):
+            return None
+        parts: dict[str, list[SelectionNode]] = {}
+        typenames: list[SelectionNode] = []
+        for child in self._fields_for(child_type, node.selection_set.selections):
+            if child.name.value == "__typename":
+                typenames.append(child)
+                continue
+            sub = self._split(child_type, child, candidates)
+            if sub is None:
+                return None
+            for graph, part in sub.items():
+                parts.setdefault(graph, []).append(part)
+        if not parts:
+            parts[candidates[0]] = []
+        return {
+            graph: FieldNode(
+                alias=node.alias,
+                name=node.name,
+                arguments=node.arguments,
+                directives=(),
+                selection_set=SelectionSetNode(selections=tuple(typenames + selections)),
+            )
+            for graph, selections in parts.items()
+        }
 
     def choose_root_graph(self, root_type: str, node: FieldNode, meta: FieldMeta) -> str:
         candidates = [g for g in self.sg.subgraphs if meta.resolvable_in(g)]
@@ -907,14 +1102,17 @@ class _Builder:
             return candidates[0]
         existing = {g.subgraph for g in self.roots}
 
-        def cost(graph: str) -> tuple[int, int, int]:
+        def cost(graph: str) -> tuple[int, int, int, int]:
             trial = _Builder(self.sg, self.fragments, self.variables)
+            trial.variable_definitions = self.variable_definitions
             try:
                 trial.plan_root_field(root_type, node, trial.root_group(graph))
                 fetches = len(trial.groups)
+                # then the least data fetched through entity calls
+                moved = sum(_count_fields(g.selections) for g in trial.groups if g.is_entity)
             except PlanningError:
-                fetches = 1_000
-            return (fetches, 0 if graph in existing else 1, candidates.index(graph))
+                fetches, moved = 1_000, 0
+            return (fetches, moved, 0 if graph in existing else 1, candidates.index(graph))
 
         return min(candidates, key=cost)
 
@@ -1073,6 +1271,13 @@ def _representation_conflict(have: list[PSelection], wanted: list[PSelection]) -
                 ):
                     return True
     return False
+
+
+def _count_fields(selections: list[PSelection]) -> int:
+    return sum(
+        (1 if isinstance(sel, PField) else 0) + _count_fields(sel.selections or [])
+        for sel in selections
+    )
 
 
 def _parallel(nodes: list[PlanNode]) -> PlanNode:
