@@ -424,6 +424,7 @@ class _Builder:
         self._touched: list[set[int]] = []
         self._excluded: list[_FetchGroup] = []
         self._obtainable: dict[tuple[str, str, str, str], bool] = {}
+        self._gathering: list[Key] = []  # keys whose fields are being planned
 
     # groups
 
@@ -542,9 +543,9 @@ class _Builder:
         for key in meta.keys:
             if key.graph == graph or not key.resolvable:
                 continue
-            if self._key_available(
-                graph, cond, key.selection_set, provided
-            ) or self._key_obtainable(graph, cond, key):
+            if self._key_available(graph, cond, key.selection_set, provided):
+                edges.append((key.graph, cond, key))
+            elif key not in self._gathering and self._key_obtainable(graph, cond, key):
                 edges.append((key.graph, cond, key))
         origin_meta = self.sg.types.get(origin)
         if cond == origin and origin_meta is not None and origin_meta.kind == "object":
@@ -604,9 +605,10 @@ class _Builder:
         shortest = routes[0][0]
         order = list(self.sg.subgraphs)
 
-        def score(hop: tuple[str, str, Key]) -> tuple[int, int]:
+        def score(hop: tuple[str, str, Key]) -> tuple[int, int, int]:
             existing = (path, hop[0]) in group.children
-            return (0 if existing else 1, order.index(hop[0]))
+            direct = self._key_available(group.subgraph, hop[1], hop[2].selection_set)
+            return (0 if direct else 1, 0 if existing else 1, order.index(hop[0]))
 
         return min((r[3] for r in routes if r[0] == shortest), key=score)
 
@@ -701,7 +703,13 @@ class _Builder:
             # some key fields live elsewhere: plan them like @requires before this hop
             representation = add_inline(dep.requires, condition)
             add_field(representation.selections, PField("__typename"))
-            self._plan_requires(group, type_name, path, key.selection_set, target, dep, condition)
+            self._gathering.append(key)
+            try:
+                self._plan_requires(
+                    group, type_name, path, key.selection_set, target, dep, condition
+                )
+            finally:
+                self._gathering.pop()
             return dep
         key_fields = internal_selections(self._field_set_selections(type_name, key.selection_set))
         merge_selections(target, key_fields)
