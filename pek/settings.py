@@ -34,6 +34,9 @@ class Settings:
     realm_id: str = "hub"
     #: Display name of that realm.
     realm_name: str = "Hub"
+    #: Realms one realm process hosts from one database (comma-separated ids, rows scoped by
+    #: realm_id), each at POST /realms/<id>/graphql; empty: only ``realm_id``.
+    realm_ids: str = ""
     #: Redis URL for shared caches; empty means an in-process cache.
     redis_url: str = ""
     #: URL of the hub subgraph's GraphQL endpoint (router); empty: the URL in the supergraph.
@@ -52,6 +55,12 @@ class Settings:
     subgraph_timeout: float = 10.0
     #: Secret that signs the dev sign-in cookie (dev mode only).
     secret_key: str = "pek-dev-secret-change-me"
+    #: Shared secret of the realm -> hub federation-index calls (HMAC-SHA256); empty: the hub
+    #: refuses them and realms do not send them.
+    index_secret: str = ""
+    #: Realm: the hub's federation-index endpoint; empty: derived from ``hub_url``
+    #: (``.../graphql`` -> ``.../internal/federation-index``), or none when that is empty too.
+    index_url: str = ""
     #: Python log level.
     log_level: str = "info"
     #: Run database migrations (create the schema) on start-up.
