@@ -205,6 +205,16 @@ class Gateway:
                 raise GraphQLRequestError(
                     [_error(f"Cannot plan the operation: {exc}", "QUERY_PLANNING_FAILED")]
                 ) from None
+            except Exception as exc:  # a planner defect answers as GraphQL, never a 500
+                logger.exception("planning an operation failed")
+                raise GraphQLRequestError(
+                    [
+                        _error(
+                            f"Cannot plan the operation (internal {type(exc).__name__}).",
+                            "QUERY_PLANNING_FAILED",
+                        )
+                    ]
+                ) from None
             self.plan_cache.put(key, plan)
         return plan
 

@@ -425,6 +425,8 @@ class _Builder:
         self._excluded: list[_FetchGroup] = []
         self._obtainable: dict[tuple[str, str, str, str], bool] = {}
         self._gathering: list[Key] = []  # keys whose fields are being planned
+        #: object path -> subgraphs that could equally have resolved the objects there
+        self._alternatives: dict[tuple[str, ...], frozenset[str]] = {}
 
     # groups
 
@@ -630,7 +632,15 @@ class _Builder:
             and self.sg.possible_types(type_name)
         ):
             add_field(target, PField("__typename"))
-            for runtime in self.sg.possible_types(type_name, graph):
+            runtimes = self.sg.possible_types(type_name, graph)
+            alternatives = self._alternatives.get(path)
+            if alternatives and self.sg.types[type_name].kind == "union":
+                # a shared path another subgraph could have resolved: only the members all of
+                # them know are safe to select (as Apollo's planner does)
+                for other in alternatives - {graph}:
+                    members = self.sg.possible_types(type_name, other)
+                    runtimes = [r for r in runtimes if r in members]
+            for runtime in runtimes:
                 fragment = add_inline(target, runtime)
                 self.visit(group, runtime, path, selections, fragment.selections, provided)
             return
@@ -922,6 +932,7 @@ class _Builder:
             _merge_tree(child_provided, _field_set_tree(in_graph.provides))
         # the subgraph may declare a narrower type (a union member instead of the union)
         child_type = meta.type_name_in(group.subgraph)
+        self._alternatives[child_path] = self._alternatives_for(group, type_name, path, meta)
         if self.sg.is_abstract(meta.type_name):
             # shaping needs the concrete type, even where the subgraph's type is narrower
             add_field(pfield.selections, PField("__typename"))
@@ -938,6 +949,21 @@ class _Builder:
             pfield.selections,
             child_provided,
         )
+
+    def _alternatives_for(
+        self, group: _FetchGroup, type_name: str, path: tuple[str, ...], meta: FieldMeta
+    ) -> frozenset[str]:
+        """Subgraphs that could resolve ``meta`` for the objects at ``path``: those that could
+        resolve the parent objects, plus those reaching them by a key, that resolve the field."""
+        parent = self._alternatives.get(path)
+        if parent is None:
+            graphs = set(self.sg.subgraphs) if not path else {group.subgraph}
+        else:
+            graphs = set(parent) | {group.subgraph}
+        type_meta = self.sg.types.get(type_name)
+        if type_meta is not None:
+            graphs |= {k.graph for k in type_meta.keys if k.resolvable}
+        return frozenset(g for g in graphs if meta.resolvable_in(g)) | {group.subgraph}
 
     def _plan_requires(
         self,

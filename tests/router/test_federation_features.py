@@ -393,3 +393,58 @@ async def test_provided_fields_make_a_key_available() -> None:
     result = await gateway.execute("{ shelf { books { title } } }")
     assert result == {"data": {"shelf": {"books": [{"title": "T-i1"}]}}}
     assert books.requests[0].variables["representations"] == [{"__typename": "Book", "isbn": "i1"}]
+
+
+async def test_union_below_a_shared_path_selects_only_common_members() -> None:
+    def side(name: str, only: str) -> DataSubgraph:
+        actions = [{"__typename": "Common", "label": "c"}, {"__typename": only, "x": name}]
+        return DataSubgraph(
+            name,
+            f"""
+            type Query {{ root{name.upper()}: Container }}
+            type Container @key(fields: "id") {{
+              id: ID!
+              wrapper: Wrapper @shareable
+              {name}Wrapper: Wrapper
+            }}
+            type Wrapper @shareable {{ actions: [Action!]! }}
+            union Action = Common | {only}
+            type Common @shareable {{ label: String }}
+            type {only} {{ x: String }}
+            """,
+            {f"root{name.upper()}": {"id": "c1", "wrapper": {"actions": actions}}},
+            {"Container": lambda rep: {"id": rep["id"], f"{name}Wrapper": {"actions": actions}}},
+        )
+
+    gateway = gateway_over(side("a", "OnlyA"), side("b", "OnlyB"))
+    selection = (
+        "actions { __typename ... on Common { label } ... on OnlyA { x } ... on OnlyB { x } }"
+    )
+    # wrapper could come from either subgraph: only Common is selected, OnlyA stays a bare type
+    result = await gateway.execute(f"{{ rootA {{ wrapper {{ {selection} }} }} }}")
+    assert result == {
+        "data": {
+            "rootA": {
+                "wrapper": {
+                    "actions": [
+                        {"__typename": "Common", "label": "c"},
+                        {"__typename": "OnlyA", "x": None},
+                    ]
+                }
+            }
+        }
+    }
+    # bWrapper only exists in "b": all of b's members are selected there
+    result = await gateway.execute(f"{{ rootA {{ bWrapper {{ {selection} }} }} }}")
+    assert result == {
+        "data": {
+            "rootA": {
+                "bWrapper": {
+                    "actions": [
+                        {"__typename": "Common", "label": "c"},
+                        {"__typename": "OnlyB", "x": "b"},
+                    ]
+                }
+            }
+        }
+    }
