@@ -156,10 +156,29 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return settings.replace(**overrides)
 
 
+def _tune_gc(threshold: int) -> None:
+    """Fewer cyclic-GC passes for a server that builds and drops large JSON trees per request.
+
+    Those trees are freed by reference counting; with CPython's default threshold (700) the
+    collector still runs every few hundred allocations and walks the young objects each time,
+    which cost the router about a quarter of its CPU under load. Objects alive at start-up
+    (schema, supergraph, caches) are frozen out of the collector's view for good.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    if threshold > 0:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(threshold, max(gen1, 50), max(gen2, 100))
+
+
 def _serve(app: Any, settings: Settings) -> None:
     import importlib.util
 
     import uvicorn
+
+    _tune_gc(settings.gc_threshold)
 
     # uvloop and httptools (C event loop and HTTP parser) when installed; the pure-Python
     # fallbacks still work where they are not.

@@ -75,6 +75,8 @@ class Settings:
     access_log: bool = False
     #: Router: HTTP client for subgraph fetches: "asyncio" (built in, fast) or "httpx".
     subgraph_client: str = "asyncio"
+    #: Allocations between two young-generation garbage collections (0: Python's default).
+    gc_threshold: int = 20000
 
     @classmethod
     def from_env(
