@@ -18,10 +18,13 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLSchema,
+    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
+    SelectionSetNode,
     execute,
     parse,
     print_ast,
@@ -278,22 +281,19 @@ class Gateway:
         coerced: Mapping[str, Any],
     ) -> JSON:
         """Answer ``__schema``/``__type`` root fields from the API schema with graphql-core."""
-        selections = tuple(
-            s
-            for s in operation.selection_set.selections
-            if isinstance(s, FieldNode) and s.name.value in INTROSPECTION_ROOT_FIELDS
-        )
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
         only = OperationDefinitionNode(
             operation=operation.operation,
             name=operation.name,
             variable_definitions=operation.variable_definitions,
             directives=operation.directives,
-            selection_set=operation.selection_set.__class__(selections=selections),
+            selection_set=_introspection_only(operation.selection_set, fragments),
         )
-        fragments = tuple(d for d in document.definitions if isinstance(d, FragmentDefinitionNode))
         result = execute(
             self.api_schema,
-            DocumentNode(definitions=(only, *fragments)),
+            DocumentNode(definitions=(only, *fragments.values())),
             variable_values=dict(coerced),
         )
         assert isinstance(result, ExecutionResult)
@@ -301,6 +301,35 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _introspection_only(
+    selection_set: SelectionSetNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> SelectionSetNode:
+    """The root selections that are ``__schema``/``__type`` fields, fragments included (a
+    fragment spread becomes an inline fragment holding only those)."""
+    kept: list[Any] = []
+    for sel in selection_set.selections:
+        if isinstance(sel, FieldNode):
+            if sel.name.value in INTROSPECTION_ROOT_FIELDS:
+                kept.append(sel)
+            continue
+        if isinstance(sel, InlineFragmentNode):
+            inner = _introspection_only(sel.selection_set, fragments)
+            condition, directives = sel.type_condition, sel.directives
+        elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments:
+            fragment = fragments[sel.name.value]
+            inner = _introspection_only(fragment.selection_set, fragments)
+            condition, directives = fragment.type_condition, sel.directives
+        else:
+            continue
+        if inner.selections:
+            kept.append(
+                InlineFragmentNode(
+                    type_condition=condition, directives=directives, selection_set=inner
+                )
+            )
+    return SelectionSetNode(selections=tuple(kept))
 
 
 def _uses_introspection(document: DocumentNode) -> bool:

@@ -448,3 +448,19 @@ async def test_union_below_a_shared_path_selects_only_common_members() -> None:
             }
         }
     }
+
+
+async def test_introspection_inside_root_fragments() -> None:
+    users, reviews = users_and_reviews()
+    gateway = gateway_over(users, reviews)
+    query = """
+        query { ...Meta ... on Query { t: __type(name: "User") { name } } me { name } }
+        fragment Meta on Query { __schema { queryType { name } } }
+    """
+    assert await gateway.execute(query) == {
+        "data": {
+            "__schema": {"queryType": {"name": "Query"}},
+            "t": {"name": "User"},
+            "me": {"name": "Ada"},
+        }
+    }
