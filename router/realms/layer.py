@@ -45,7 +45,6 @@ from graphql import (
     SelectionSetNode,
     value_from_ast_untyped,
 )
-from graphql.pyutils import Undefined
 
 from pek.router.realms.index import FederationIndex
 from pek.router.realms.instances import RealmInstances
@@ -79,7 +78,7 @@ from pek.router.realms.registry import (
     RegistrySnapshot,
     RegistryUnavailable,
 )
-from pek.router.realms.routing import RealmRouting
+from pek.router.realms.routing import RealmRouting, argument_default
 from pek.router.transport import SubgraphRequest, SubgraphUnavailable, Transport
 from pek.schema import ids
 
@@ -337,10 +336,7 @@ class _Routed:
             return value_from_ast_untyped(node, self.variables)
         root_type = self.layer.routing.root_type(self.analysis.kind)
         definition = root_type.fields.get(root.name) if root_type else None
-        argument = definition.args.get(name) if definition else None
-        if argument is None or argument.default_value is Undefined:
-            return None
-        return argument.default_value
+        return argument_default(definition, name) if definition is not None else None
 
     async def _owner(self, root: RootField) -> RealmInfo | None:
         assert root.owner is not None

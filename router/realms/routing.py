@@ -152,10 +152,20 @@ def _fields_of(type_: GraphQLNamedType) -> dict[str, GraphQLField]:
     return {}
 
 
+def argument_default(field: GraphQLField, name: str) -> Any:
+    """The default value of an argument as JSON (None when it has none), from the SDL literal
+    (works for both graphql-core 3.2 and 3.3 default representations)."""
+    argument = field.args.get(name)
+    node = argument.ast_node if argument is not None else None
+    if node is None or node.default_value is None:
+        return None
+    return value_from_ast_untyped(node.default_value)
+
+
 def _int_default(field: GraphQLField, name: str | None) -> int | None:
     if name is None:
         return None
-    value = field.args[name].default_value
+    value = argument_default(field, name)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

@@ -64,16 +64,18 @@ class World:
             min_refresh_interval=0,
         )
         self.index = FederationIndex(InProcessIndexSource(self._lookup), ttl_seconds=60)
-        targets: dict[str, Any] = dict(self.instances)
-        targets.update(local or {})
+        self.local: dict[str, Any] = dict(local or {})
         self.layer = RealmRoutingTransport(
             InProcessTransport({"hub": HubInstance()}),
             supergraph(),
             self.registry,
-            RealmInstances(local=lambda realm_id: targets.get(realm_id)),
+            RealmInstances(local=self._local_instance),
             index=self.index,
         )
         self.gateway = Gateway(supergraph(), self.layer)
+
+    def _local_instance(self, realm_id: str) -> Any:
+        return self.local.get(realm_id) or self.instances.get(realm_id)
 
     def _lookup(self, users: Sequence[str]) -> dict[str, Any]:
         self.index_lookups.append(list(users))
