@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +49,44 @@ RESIDENT_DORMS = (
     models.Dormitory.BERCSENYI,
     models.Dormitory.VASARHELYI,
 )
+
+
+@dataclass(frozen=True)
+class DemoRealm:
+    """A realm the demo registers in the hub's realm registry."""
+
+    id: str
+    name: str
+    description: str
+    #: GraphQL endpoint (``http://...`` or ``in-process://<id>``); None: not known yet.
+    url: str | None = None
+
+
+#: The realms ``pek dev`` hosts (in-process), in display order.
+DEMO_REALMS = (
+    DemoRealm("hub", "Hub", "The dormitory-wide community: resorts, circles and their projects."),
+    DemoRealm("kir", "KIR Dev", "The community's software developers and their teams."),
+    DemoRealm("sch-events", "SCH Events", "The organisers of the community's big events."),
+)
+
+
+def demo_realm_name(realm_id: str) -> str:
+    """The display name of a demo realm (the id itself for any other realm)."""
+    return next((r.name for r in DEMO_REALMS if r.id == realm_id), realm_id)
+
+
+def in_process_demo_realms(realm_ids: Sequence[str]) -> list[DemoRealm]:
+    """Registry entries for realms hosted in this process (``in-process://<id>``)."""
+    known = {r.id: r for r in DEMO_REALMS}
+    return [
+        DemoRealm(
+            realm_id,
+            known[realm_id].name if realm_id in known else realm_id,
+            known[realm_id].description if realm_id in known else f"The {realm_id} realm.",
+            f"in-process://{realm_id}",
+        )
+        for realm_id in realm_ids
+    ]
 
 
 def _ascii(value: str) -> str:
@@ -129,9 +169,12 @@ async def seed_hub(
     session: AsyncSession,
     *,
     user_count: int = DEMO_USER_COUNT,
-    realm: models.Realm | None = None,
+    realms: Sequence[DemoRealm] = (),
 ) -> bool:
-    """Create the demo data unless the hub already has users; return True if it seeded."""
+    """Create the demo data unless the hub already has users; return True if it seeded.
+
+    ``realms`` are registered (in that display order) unless the registry has them already.
+    """
     existing = await session.scalar(select(func.count(models.User.id)))
     if existing:
         return False
@@ -140,8 +183,12 @@ async def seed_hub(
     await session.flush()
     session.add_all(demo_privacy(users))
     session.add_all(demo_external_accounts(users))
-    if realm is not None and await session.get(models.Realm, realm.id) is None:
-        session.add(realm)
+    for position, realm in enumerate(realms):
+        if await session.get(models.Realm, realm.id) is None:
+            session.add(models.Realm(
+                id=realm.id, name=realm.name, description=realm.description, url=realm.url,
+                position=position,
+            ))
     await session.flush()
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         # Explicit ids do not advance the serial sequence; later inserts would collide.

@@ -10,6 +10,7 @@ import datetime as dt
 import enum
 
 from sqlalchemy import Boolean, Date, DateTime, Enum, ForeignKey, Integer, String, func
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -114,11 +115,62 @@ class ExternalAccount(Base):
 
 
 class Realm(Base):
-    """The realm registry: every realm the federation knows."""
+    """The realm registry: every realm the federation knows, the one source of truth.
+
+    Public GraphQL shows id, name and description; routers read the rest (endpoint, timeout,
+    enabled, order) from ``GET /internal/realms``.
+    """
 
     __tablename__ = "hub_realms"
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(String(2000))
+    #: GraphQL endpoint of the realm (``http://.../realms/<id>/graphql`` or
+    #: ``in-process://<id>``); None while unknown.
     url: Mapped[str | None] = mapped_column(String(500))
+    #: How long (milliseconds) a router waits for this realm.
+    timeout_ms: Mapped[int] = mapped_column(Integer, default=5000, server_default="5000")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    #: Display order (then id).
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Version(Base):
+    """A counter that grows on every change of what it names (``realms``,
+    ``federation_index``), so that pollers can tell a change cheaply."""
+
+    __tablename__ = "hub_versions"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class FederationIndexEntry(Base):
+    """User ``user_id`` has at least one membership in realm ``realm_id``."""
+
+    __tablename__ = "hub_federation_index"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(String(63), primary_key=True, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IndexRealmState(Base):
+    """How far the federation index of one realm is: its last message and last full resync."""
+
+    __tablename__ = "hub_index_realms"
+
+    realm_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    synced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IndexNonce(Base):
+    """Nonces of signed index calls seen within the timestamp window (replay protection)."""
+
+    __tablename__ = "hub_index_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)

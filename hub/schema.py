@@ -17,6 +17,7 @@ from pek.hub.loaders import HubLoaders
 from pek.schema import ids
 from pek.schema.context import ClientError, RequestContext, decode_id
 from pek.schema.database import contains_words
+from pek.schema.node import Node
 from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
 from pek.schema.subgraph import SubgraphSchema
 
@@ -77,7 +78,7 @@ class FullProfile:
 
 
 @strawberry.federation.type(keys=["id"], description="A person: one identity in the federation.")
-class User:
+class User(Node):
     id: strawberry.ID
     username: str
     first_name: str
@@ -150,12 +151,24 @@ class User:
         ]
 
 
-@strawberry.type(description="A realm of the federation (a community with its own groups).")
+@strawberry.federation.type(
+    keys=["id"], description="A realm of the federation (a community with its own groups)."
+)
 class Realm:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description='The realm id ("kir", "sch-events").')
     name: str
     description: str | None
-    url: str | None
+
+    @classmethod
+    def from_row(cls, row: models.Realm) -> Realm:
+        return cls(id=strawberry.ID(row.id), name=row.name, description=row.description)
+
+    @classmethod
+    async def resolve_reference(cls, info: HubInfo, id: strawberry.ID) -> Realm | None:
+        # Disabled realms resolve too: their objects may still be on a client's screen.
+        async with info.context.db()() as session:
+            row = await session.get(models.Realm, str(id))
+        return cls.from_row(row) if row is not None else None
 
 
 async def _load_user(info: HubInfo, local_id: int) -> User | None:
@@ -223,16 +236,32 @@ class Query:
 
         return build_connection([User.from_row(r) for r in rows], window, count_total)
 
-    @strawberry.field(description="Every realm of the federation (the realm registry).")
+    @strawberry.field(description="The realms of the federation, in display order.")
     async def realms(self, info: HubInfo) -> list[Realm]:
         async with info.context.db()() as session:
-            rows = await session.scalars(select(models.Realm).order_by(models.Realm.id))
-            return [
-                Realm(id=strawberry.ID(r.id), name=r.name, description=r.description, url=r.url)
-                for r in rows
-            ]
+            rows = await session.scalars(
+                select(models.Realm)
+                .where(models.Realm.enabled.is_(True))
+                .order_by(models.Realm.position, models.Realm.id)
+            )
+            return [Realm.from_row(r) for r in rows]
+
+    @strawberry.federation.field(
+        description="The hub-owned object with the global ID `id` (Relay); objects of a "
+        "realm are resolved by that realm.",
+        # Each realm resolves its own IDs with its own Query.node.
+        shareable=True,
+    )
+    async def node(self, info: HubInfo, id: strawberry.ID) -> Node | None:
+        try:
+            gid = ids.decode(id)
+        except ids.InvalidGlobalId as exc:
+            raise ClientError(str(exc)) from None
+        if gid.realm is not None or gid.type_name != "User":
+            raise ClientError("Invalid ID: it does not name an object of the hub")
+        return await _load_user(info, gid.local_id)
 
 
 def build_schema() -> SubgraphSchema:
     """The hub's federation schema."""
-    return SubgraphSchema(query=Query, types=[User, PageInfo])
+    return SubgraphSchema(query=Query, types=[User, Realm, PageInfo])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +37,66 @@ PROJECT_WORDS = (
     "Gólyatábor", "Schönherz Qpa", "Szakmai Hét", "Nyári Tábor", "Weboldal Projekt",
     "Felújítás", "Bál", "Kupa", "Hackathon", "Kiállítás", "Jótékonysági Est", "Workshop",
 )
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The group names a realm's demo draws from: top-level groups, circles, project words."""
+
+    resorts: tuple[tuple[str, GroupPurpose], ...]
+    circles: tuple[str, ...]
+    projects: tuple[str, ...]
+
+
+#: The dormitory-wide community (the default, and the "hub" realm).
+SCH = Catalogue(RESORTS, CIRCLE_WORDS, PROJECT_WORDS)
+#: A software-development circle with its teams.
+KIR_DEV = Catalogue(
+    resorts=(
+        ("Kir-Dev Fejlesztőkör", GroupPurpose.PROFESSIONAL),
+        ("Kir-Dev Üzemeltetés", GroupPurpose.SERVICE),
+        ("Kir-Dev Oktatás", GroupPurpose.PROFESSIONAL),
+        ("Kir-Dev Közösség", GroupPurpose.CULTURE),
+        ("Kir-Dev Vezetőség", GroupPurpose.COMMITTEE),
+        ("Kir-Dev Projektek", GroupPurpose.PROJECT),
+    ),
+    circles=(
+        "PéK csapat", "SCH Pincér csapat", "Körök Weboldal csapat", "Mobil csapat",
+        "Frontend műhely", "Backend műhely", "DevOps kör", "Biztonsági kör", "Adatbázis kör",
+        "UX műhely", "Tesztelő kör", "Nyílt forráskód kör", "Hackathon szervezők",
+        "Mentorprogram", "Tech Talk szervezők", "Gólyaképzés", "Dokumentációs kör",
+        "Monitoring csapat", "Hálózati kör", "Szerverterem csapat", "API műhely",
+    ),
+    projects=(
+        "Átírás", "Migráció", "Hackathon", "Tanfolyam", "Release", "Biztonsági audit",
+        "Workshop", "Prototípus",
+    ),
+)
+#: The organisers of the community's events.
+SCH_EVENTS = Catalogue(
+    resorts=(
+        ("Rendezvényszervezők", GroupPurpose.EVENT),
+        ("Schönherz Qpa Szervezőség", GroupPurpose.EVENT),
+        ("Gólyatábor Szervezőség", GroupPurpose.EVENT),
+        ("Szakmai Hét Szervezőség", GroupPurpose.PROFESSIONAL),
+        ("Sportnapok Szervezőség", GroupPurpose.SPORT),
+        ("Kulturális Estek", GroupPurpose.CULTURE),
+    ),
+    circles=(
+        "Jegyértékesítés", "Hangtechnika", "Fénytechnika", "Színpadépítés", "Dekoráció",
+        "Büfé", "Rendezői csapat", "Fotós csapat", "Videós csapat", "Marketing",
+        "Szponzoráció", "Programszervezés", "Önkéntes koordináció", "Logisztika",
+        "Elsősegély", "Arculat", "Fellépők kapcsolattartása", "Vetélkedő szervezők",
+        "Sportversenyek", "Koncertszervezés", "Akkreditáció",
+    ),
+    projects=(
+        "Tavaszi Fesztivál", "Őszi Bál", "Gólyabál", "Qpa", "Koncert", "Kupa", "Kiállítás",
+        "Filmest",
+    ),
+)
+#: The catalogue of each demo realm; any other realm gets :data:`SCH`.
+CATALOGUES = {"hub": SCH, "kir": KIR_DEV, "sch-events": SCH_EVENTS}
+
 GROUP_SPECIFIC_TITLES = ("DJ", "Webmester", "Fotós", "Hangtechnikus", "Szakács", "Edző")
 GUIDELINES = (
     ("Rendezvényszervezés", models.GuidelineCategory.WORK, 15),
@@ -60,13 +121,18 @@ def _day_between(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
     return start + dt.timedelta(days=rng.randint(0, max(0, (end - start).days)))
 
 
-async def seed_realm(session: AsyncSession, realm_id: str, user_count: int) -> bool:
+async def seed_realm(
+    session: AsyncSession, realm_id: str, user_count: int, *, realm_name: str | None = None
+) -> bool:
     """Create the demo data of ``realm_id`` unless it has groups; return True if it seeded.
 
     ``session`` must be bound to ``realm_id`` (see :func:`pek.realm.scoping.realm_sessionmaker`).
+    The group names come from the realm's :data:`CATALOGUES` entry.
     """
     if await session.scalar(select(func.count(models.Group.id))):
         return False
+    catalogue = CATALOGUES.get(realm_id, SCH)
+    community = realm_name or realm_id
     rng = random.Random(f"pek-demo-realm:{realm_id}")
     today = dt.date(2025, 12, 1)
 
@@ -74,16 +140,18 @@ async def seed_realm(session: AsyncSession, realm_id: str, user_count: int) -> b
     resorts = [
         models.Group(
             name=name,
-            description=f"A {name} a(z) {realm_id} közösség reszortja.",
+            description=f"A(z) {name}: a(z) {community} közösség része.",
             purpose=purpose,
             founded_at=dt.date(rng.randint(1970, 2005), rng.randint(1, 12), 1),
             users_can_apply=False,
         )
-        for name, purpose in rng.sample(RESORTS, rng.randint(5, len(RESORTS)))
+        for name, purpose in rng.sample(
+            catalogue.resorts, rng.randint(5, len(catalogue.resorts))
+        )
     ]
     session.add_all(resorts)
     await session.flush()
-    circle_names = rng.sample(CIRCLE_WORDS, len(CIRCLE_WORDS))
+    circle_names = rng.sample(catalogue.circles, len(catalogue.circles))
     circles: list[models.Group] = []
     for resort in resorts:
         for _ in range(rng.randint(3, 5)):
@@ -109,7 +177,7 @@ async def seed_realm(session: AsyncSession, realm_id: str, user_count: int) -> b
     for circle in circles:
         for _ in range(rng.choice((0, 0, 1, 1, 2))):
             year = rng.randint(2021, 2025)
-            name = f"{circle.name} {rng.choice(PROJECT_WORDS)} {year}"
+            name = f"{circle.name} {rng.choice(catalogue.projects)} {year}"
             if any(p.name == name for p in projects):
                 continue
             projects.append(

@@ -114,6 +114,9 @@ class RealmLoaders:
     memberships_of_group: RowsByKey[models.Membership]
     memberships_of_user: RowsByKey[models.Membership]
     membership: RowByKey[int, models.Membership]
+    post: RowByKey[int, models.Post]
+    guideline: RowByKey[int, models.Guideline]
+    entry_request: RowByKey[int, models.EntryRequest]
     status_history: RowsByKey[models.MembershipStatusPeriod]
     posts: RowsByKey[models.Post]
     semester_by_name: RowByKey[str, models.Semester]
@@ -132,10 +135,15 @@ class RealmLoaders:
             memberships_of_group=RowsByKey(
                 sessions, m.Membership, m.Membership.group_id, m.Membership.id
             ),
+            # By join date: the order the router merges a user's memberships of all realms in.
             memberships_of_user=RowsByKey(
-                sessions, m.Membership, m.Membership.user_id, m.Membership.id
+                sessions, m.Membership, m.Membership.user_id, m.Membership.joined_at,
+                m.Membership.id,
             ),
             membership=RowByKey(sessions, m.Membership, m.Membership.id),
+            post=RowByKey(sessions, m.Post, m.Post.id),
+            guideline=RowByKey(sessions, m.Guideline, m.Guideline.id),
+            entry_request=RowByKey(sessions, m.EntryRequest, m.EntryRequest.id),
             status_history=RowsByKey(
                 sessions,
                 m.MembershipStatusPeriod,

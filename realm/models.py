@@ -260,3 +260,19 @@ class EntryRequest(RealmScoped, Base):
     membership_id: Mapped[int] = mapped_column(Integer)
     card: Mapped[EntryCard] = mapped_column(_enum(EntryCard, "entry_card"))
     justification: Mapped[str] = mapped_column(Text)
+
+
+class IndexOutbox(RealmScoped, Base):
+    """A federation-index change not yet delivered to the hub (see :mod:`pek.realm.index`).
+
+    Written in the same transaction as the membership change it reports, so a change is
+    never lost when the hub is down; a row names a user whose memberships changed, or (with
+    ``full``) asks for a full resync. The drainer reads the current memberships when it sends.
+    """
+
+    __tablename__ = "realm_index_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

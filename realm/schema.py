@@ -10,20 +10,25 @@ import asyncio
 import datetime as dt
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 import strawberry
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 from strawberry.types import Info
 
 from pek.realm import models
 from pek.realm.loaders import RealmLoaders
 from pek.realm.points import GuidelineScore, counted_points, member_score
+from pek.realm.routing import fanout, owner
 from pek.schema import ids
 from pek.schema.context import ClientError, RequestContext, decode_id
-from pek.schema.database import contains_words
+from pek.schema.database import codepoint_order, contains_words
+from pek.schema.node import Node
 from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
 from pek.schema.subgraph import SubgraphSchema
 
@@ -44,6 +49,8 @@ class RealmContext(RequestContext):
     realm_id: str = ""
     sessions: async_sessionmaker[AsyncSession] | None = None
     loaders: RealmLoaders | None = None
+    #: Called after a committed membership change (wakes the federation-index drainer).
+    notify_index: Callable[[], None] | None = None
 
     def db(self) -> async_sessionmaker[AsyncSession]:
         assert self.sessions is not None
@@ -63,8 +70,28 @@ class RealmContext(RequestContext):
 RealmInfo = Info[RealmContext, None]
 
 
+@strawberry.federation.type(
+    keys=[Key(fields=FieldSet("id"), resolvable=False)],
+    description="A realm of the federation (owned by the hub, which resolves its name).",
+)
+class Realm:
+    id: strawberry.ID
+
+
+def _realm_of_request(info: RealmInfo) -> Realm:
+    return Realm(id=strawberry.ID(info.context.realm_id))
+
+
+def realm_field() -> Realm:
+    """The ``realm: Realm!`` field of every realm-owned type."""
+    result: Realm = strawberry.field(
+        resolver=_realm_of_request, description="The realm this object belongs to."
+    )
+    return result
+
+
 @strawberry.federation.type(keys=["id"], description="A person (owned by the hub).")
-class User:
+class User(Node):
     id: strawberry.ID
     local_id: strawberry.Private[int]
 
@@ -76,19 +103,23 @@ class User:
     def resolve_reference(cls, info: RealmInfo, id: strawberry.ID) -> User:
         return cls.of(decode_id(id, "User"))
 
-    @strawberry.field(description="The user's memberships in this realm.")
+    @strawberry.field(
+        description="The user's memberships in this realm, by join date.",
+        directives=[fanout("joinedAt")],
+    )
     async def memberships(self, info: RealmInfo) -> list[Membership]:
         rows = await info.context.load().memberships_of_user.load(self.local_id)
         return [Membership.of(info, row) for row in rows]
 
 
 @strawberry.type(description="A semester: `2025-2026/1` is autumn, `2025-2026/2` spring.")
-class Semester:
+class Semester(Node):
     id: strawberry.ID
     name: str
     starts_on: dt.date
     ends_on: dt.date
     season: models.Season
+    realm: Realm = realm_field()
 
     @classmethod
     def of(cls, info: RealmInfo, row: models.Semester) -> Semester:
@@ -102,11 +133,12 @@ class Semester:
 
 
 @strawberry.type(description="A principle a group scores its members against in a semester.")
-class Guideline:
+class Guideline(Node):
     id: strawberry.ID
     name: str
     category: models.GuidelineCategory
     max_per_member: int
+    realm: Realm = realm_field()
 
     @classmethod
     def of(cls, info: RealmInfo, row: models.Guideline) -> Guideline:
@@ -126,18 +158,37 @@ class MembershipStatusPeriod:
 
 
 @strawberry.type(description="A post held by a member.")
-class Post:
+class Post(Node):
     id: strawberry.ID
     kind: models.PostKind
     title: str | None = strawberry.field(description="The title of a group-specific post.")
     since: dt.date
+    realm: Realm = realm_field()
+    row: strawberry.Private[models.Post]
+
+    @classmethod
+    def of(cls, info: RealmInfo, row: models.Post) -> Post:
+        return cls(
+            id=info.context.global_id("Post", row.id),
+            kind=row.kind,
+            title=row.title,
+            since=row.since,
+            row=row,
+        )
+
+    @strawberry.field(description="The membership that holds the post.")
+    async def membership(self, info: RealmInfo) -> Membership:
+        row = await info.context.load().membership.load(self.row.membership_id)
+        assert row is not None  # a composite foreign key guarantees it
+        return Membership.of(info, row)
 
 
 @strawberry.federation.type(keys=["id"], description="A user's membership in a group.")
-class Membership:
+class Membership(Node):
     id: strawberry.ID
     status: models.MembershipStatus = strawberry.field(description="The current status.")
     joined_at: dt.date
+    realm: Realm = realm_field()
     row: strawberry.Private[models.Membership]
 
     @classmethod
@@ -172,10 +223,7 @@ class Membership:
     @strawberry.field
     async def posts(self, info: RealmInfo) -> list[Post]:
         rows = await info.context.load().posts.load(self.row.id)
-        return [
-            Post(id=info.context.global_id("Post", r.id), kind=r.kind, title=r.title, since=r.since)
-            for r in rows
-        ]
+        return [Post.of(info, r) for r in rows]
 
 
 @strawberry.type(description="A member's points for one guideline.")
@@ -196,12 +244,13 @@ class ScoreboardRow:
 
 
 @strawberry.type(description="A request for an entry card, with its justification.")
-class EntryRequest:
+class EntryRequest(Node):
     id: strawberry.ID
     membership: Membership
     user: User
     card: models.EntryCard
     justification: str
+    realm: Realm = realm_field()
 
 
 @strawberry.type(description="A group's evaluation for one semester.")
@@ -216,7 +265,7 @@ class Scoreboard:
 
 
 @strawberry.federation.type(keys=["id"], description="A group of a realm (a circle, a resort...).")
-class Group:
+class Group(Node):
     id: strawberry.ID
     name: str
     description: str | None
@@ -226,6 +275,7 @@ class Group:
     mailing_list: str | None
     users_can_apply: bool
     archived: bool
+    realm: Realm = realm_field()
     row: strawberry.Private[models.Group]
 
     @classmethod
@@ -358,7 +408,10 @@ class Group:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Groups by name, optionally searched and filtered by purpose.")
+    @strawberry.field(
+        description="Groups by name, optionally searched and filtered by purpose.",
+        directives=[fanout("name")],
+    )
     async def groups(
         self,
         info: RealmInfo,
@@ -382,7 +435,9 @@ class Query:
         async with sessions() as session:
             rows = list(
                 await session.scalars(
-                    statement.order_by(G.name, G.id).offset(window.offset).limit(window.limit + 1)
+                    statement.order_by(codepoint_order(G.name), G.id)
+                    .offset(window.offset)
+                    .limit(window.limit + 1)
                 )
             )
 
@@ -395,25 +450,93 @@ class Query:
 
         return build_connection([Group.of(info, r) for r in rows], window, count_total)
 
-    @strawberry.field(description="A group by global ID; null if there is none.")
+    @strawberry.field(
+        description="A group by global ID; null if there is none.", directives=[owner("id")]
+    )
     async def group(self, info: RealmInfo, id: strawberry.ID) -> Group | None:
         row = await info.context.load().group.load(info.context.local_id(id, "Group"))
         return Group.of(info, row) if row is not None else None
 
-    @strawberry.field(description="A membership by global ID; null if there is none.")
+    @strawberry.field(
+        description="A membership by global ID; null if there is none.",
+        directives=[owner("id")],
+    )
     async def membership(self, info: RealmInfo, id: strawberry.ID) -> Membership | None:
         row = await info.context.load().membership.load(info.context.local_id(id, "Membership"))
         return Membership.of(info, row) if row is not None else None
 
-    @strawberry.field(description="The semesters, newest first.")
+    @strawberry.field(
+        description="The semesters by name (`2024-2025/2` before `2025-2026/1`: oldest first).",
+        directives=[fanout("name")],
+    )
     async def semesters(self, info: RealmInfo) -> list[Semester]:
         async with info.context.db()() as session:
             rows = await session.scalars(
-                select(models.Semester).order_by(models.Semester.starts_on.desc())
+                select(models.Semester).order_by(codepoint_order(models.Semester.name))
             )
             return [Semester.of(info, r) for r in rows]
+
+    @strawberry.federation.field(
+        description="The object of this realm with the global ID `id` (Relay); null plus an "
+        "error for an ID of another realm or a forged one.",
+        directives=[owner("id")],
+        # The hub resolves the IDs it owns with its own Query.node.
+        shareable=True,
+    )
+    async def node(self, info: RealmInfo, id: strawberry.ID) -> Node | None:
+        return await resolve_node(info, id)
+
+
+async def resolve_node(info: RealmInfo, value: str) -> Node | None:
+    """The realm-owned object a global ID names, if it is this realm's."""
+    try:
+        gid = ids.decode(value)
+    except ids.InvalidGlobalId as exc:
+        raise ClientError(str(exc)) from None
+    if gid.realm is None or gid.realm != info.context.realm_id:
+        raise ClientError("Invalid ID: it does not name an object of this realm")
+    loaders = info.context.load()
+    local = gid.local_id
+    match gid.type_name:
+        case "Group":
+            group = await loaders.group.load(local)
+            return Group.of(info, group) if group is not None else None
+        case "Membership":
+            membership = await loaders.membership.load(local)
+            return Membership.of(info, membership) if membership is not None else None
+        case "Post":
+            post = await loaders.post.load(local)
+            return Post.of(info, post) if post is not None else None
+        case "Semester":
+            semester = await loaders.semester.load(local)
+            return Semester.of(info, semester) if semester is not None else None
+        case "Guideline":
+            guideline = await loaders.guideline.load(local)
+            return Guideline.of(info, guideline) if guideline is not None else None
+        case "EntryRequest":
+            entry = await loaders.entry_request.load(local)
+            if entry is None:
+                return None
+            member = await loaders.membership.load(entry.membership_id)
+            assert member is not None  # a composite foreign key guarantees it
+            return EntryRequest(
+                id=info.context.global_id("EntryRequest", entry.id),
+                membership=Membership.of(info, member),
+                user=User.of(member.user_id),
+                card=entry.card,
+                justification=entry.justification,
+            )
+    raise ClientError(f"Invalid ID: a {gid.type_name} is not an object of a realm")
 
 
 def build_schema() -> SubgraphSchema:
     """The realm's federation schema (the same for every realm)."""
-    return SubgraphSchema(query=Query, types=[User, Group, Membership, PageInfo])
+    from pek.realm.mutations import Mutation  # the mutations build on the types above
+
+    return SubgraphSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[
+            User, Group, Membership, Post, Semester, Guideline, EntryRequest, Realm, PageInfo,
+        ],
+    )

@@ -39,6 +39,28 @@ def _lower_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> s
     return f"pek_lower({compiler.process(element.clauses, **kw)})"
 
 
+class codepoint_order(FunctionElement[str]):
+    """A column sorted by Unicode code point, as Python sorts strings, on every database.
+
+    SQLite compares UTF-8 bytes (which is code point order) already; PostgreSQL sorts by its
+    locale unless told ``COLLATE "C"``. The router merges realms' lists in Python's order, so
+    each realm must sort exactly that way.
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(codepoint_order)
+def _codepoint_default(element: codepoint_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(codepoint_order, "postgresql")
+def _codepoint_postgresql(element: codepoint_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
 def _python_lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
@@ -94,7 +116,8 @@ def _upgrade_sync(connection: Connection, script_location: str, version_table: s
     config.set_main_option("script_location", script_location)
     config.attributes["connection"] = connection
     config.attributes["version_table"] = version_table
-    command.upgrade(config, "head")
+    # "heads": helpers add migrations in parallel branches off one parent; apply them all.
+    command.upgrade(config, "heads")
 
 
 async def database_answers(engine: AsyncEngine, within: float = 3.0) -> bool:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import orjson
 import strawberry
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from strawberry.printer import print_schema
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -160,10 +160,19 @@ class SubgraphService(ABC):
         self, request: SubgraphRequest, *, allow_mutations: bool = True
     ) -> JSON:
         """Execute one GraphQL request; always returns a GraphQL response, never raises."""
+        return await self.execute_with(self.make_context, request, allow_mutations=allow_mutations)
+
+    async def execute_with(
+        self,
+        make_context: Callable[[Mapping[str, str]], object],
+        request: SubgraphRequest,
+        *,
+        allow_mutations: bool = True,
+    ) -> JSON:
+        """Like :meth:`execute`, with the request context made by ``make_context(headers)``
+        (a realm process hosting several realms makes one context per realm)."""
         try:
-            context = self.make_context(
-                {k.lower(): v for k, v in request.headers.items()}
-            )
+            context = make_context({k.lower(): v for k, v in request.headers.items()})
             allowed = None if allow_mutations else {OperationType.QUERY}
             result = await self.schema.execute(
                 request.query,
@@ -184,55 +193,28 @@ class SubgraphService(ABC):
         return format_result(result)
 
     def asgi_app(self) -> Starlette:
-        """POST/GET ``/graphql`` (GraphQL over HTTP, JSON) and ``GET /health``."""
-        return Starlette(
-            routes=[
-                Route("/graphql", self._http_graphql, methods=["GET", "POST"]),
-                Route("/health", self._http_health, methods=["GET"]),
-            ]
-        )
+        """The HTTP app: the routes of :meth:`routes`."""
+        return Starlette(routes=self.routes())
+
+    def routes(self) -> list[BaseRoute]:
+        """POST/GET ``/graphql`` (GraphQL over HTTP, JSON) and ``GET /health``; subclasses add
+        their own."""
+        return [
+            Route("/graphql", self._http_graphql, methods=["GET", "POST"]),
+            Route("/health", self._http_health, methods=["GET"]),
+        ]
 
     async def _http_graphql(self, request: Request) -> Response:
-        if request.method == "GET":
-            params = request.query_params
-            try:
-                variables = orjson.loads(params["variables"]) if params.get("variables") else None
-            except orjson.JSONDecodeError:
-                return _bad_request("`variables` is not valid JSON")
-            body: Any = {
-                "query": params.get("query"),
-                "variables": variables,
-                "operationName": params.get("operationName") or None,
-            }
-        else:
-            content_type = request.headers.get("content-type", "")
-            if "json" not in content_type:
-                return _bad_request("send a JSON body (content-type: application/json)", 415)
-            try:
-                body = orjson.loads(await request.body())
-            except orjson.JSONDecodeError:
-                return _bad_request("the body is not valid JSON")
-        if not isinstance(body, dict):
-            return _bad_request("the body must be a JSON object")
-        query, variables, operation_name = (
-            body.get("query"), body.get("variables"), body.get("operationName")
-        )
-        if not isinstance(query, str) or not query.strip():
-            return _bad_request("`query` must be a non-empty string")
-        if variables is not None and not isinstance(variables, dict):
-            return _bad_request("`variables` must be an object")
-        if operation_name is not None and not isinstance(operation_name, str):
-            return _bad_request("`operationName` must be a string")
-        result = await self.execute(
-            SubgraphRequest(
-                query=query,
-                variables=variables,
-                operation_name=operation_name,
-                headers={k.lower(): v for k, v in request.headers.items()},
-            ),
-            # GraphQL over HTTP: GET must not change anything.
-            allow_mutations=request.method == "POST",
-        )
+        return await self.serve_graphql_http(request, self.execute)
+
+    async def serve_graphql_http(self, request: Request, execute: HttpExecutor) -> Response:
+        """Answer one GraphQL-over-HTTP request with ``execute`` (``self.execute`` or one
+        realm's)."""
+        parsed = await parse_graphql_http(request)
+        if isinstance(parsed, Response):
+            return parsed
+        # GraphQL over HTTP: GET must not change anything.
+        result = await execute(parsed, allow_mutations=request.method == "POST")
         return Response(orjson.dumps(result), media_type="application/json")
 
     async def _http_health(self, request: Request) -> Response:
@@ -243,6 +225,61 @@ class SubgraphService(ABC):
             status_code=503,
             media_type="application/json",
         )
+
+
+class HttpExecutor(Protocol):
+    async def __call__(
+        self, request: SubgraphRequest, *, allow_mutations: bool = True
+    ) -> JSON: ...
+
+
+async def parse_graphql_http(request: Request) -> SubgraphRequest | Response:
+    """The GraphQL request in an HTTP request, or the 4xx answer to a malformed one."""
+    if request.method == "GET":
+        params = request.query_params
+        try:
+            variables = orjson.loads(params["variables"]) if params.get("variables") else None
+        except orjson.JSONDecodeError:
+            return _bad_request("`variables` is not valid JSON")
+        body: Any = {
+            "query": params.get("query"),
+            "variables": variables,
+            "operationName": params.get("operationName") or None,
+        }
+    else:
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type:
+            return _bad_request("send a JSON body (content-type: application/json)", 415)
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _bad_request("the body is not valid JSON")
+    if not isinstance(body, dict):
+        return _bad_request("the body must be a JSON object")
+    query, variables, operation_name = (
+        body.get("query"), body.get("variables"), body.get("operationName")
+    )
+    if not isinstance(query, str) or not query.strip():
+        return _bad_request("`query` must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        return _bad_request("`variables` must be an object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        return _bad_request("`operationName` must be a string")
+    return SubgraphRequest(
+        query=query,
+        variables=variables,
+        operation_name=operation_name,
+        headers={k.lower(): v for k, v in request.headers.items()},
+    )
+
+
+def graphql_error_response(message: str, status: int, code: str) -> Response:
+    """A JSON GraphQL error answer with an HTTP status (e.g. 404 for an unknown realm)."""
+    return Response(
+        orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 def _bad_request(message: str, status: int = 400) -> Response:
