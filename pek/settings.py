@@ -77,6 +77,15 @@ class Settings:
     subgraph_client: str = "asyncio"
     #: Allocations between two young-generation garbage collections (0: Python's default).
     gc_threshold: int = 20000
+    #: Router: seconds between two reads of the hub's realm registry (a request naming a realm
+    #: the router does not know also triggers a read, at most once a second).
+    registry_refresh_seconds: float = 30.0
+    #: Router: seconds a federation-index answer (which realms a user is in) stays cached, in
+    #: Redis when ``redis_url`` is set, else in memory; 0 turns the cache off.
+    federation_index_ttl_seconds: float = 30.0
+    #: Router: base URL of the hub's internal endpoints (``/internal/realms``,
+    #: ``/internal/federation-index``); empty: the hub's URL without its ``/graphql`` path.
+    hub_internal_url: str = ""
 
     @classmethod
     def from_env(
