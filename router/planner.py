@@ -8,6 +8,14 @@ are added to the current fetch, and the field goes into an ``_entities`` fetch o
 subgraph, flattened at the response path. There is one such fetch per (parent fetch, path,
 subgraph), so all representations of one hop travel in one batched ``_entities`` call.
 
+Fields the planner adds (key and ``@requires`` fields) travel under internal aliases
+(:func:`internal_alias`), so they never clash with a client's alias. Where two fields of one
+subgraph operation would share a response key with different types or arguments (possible across
+inline fragments), :func:`_resolve_conflicts` aliases one of them and the fetch carries the
+renames the executor undoes. When no one subgraph resolves everything below a field (a shared
+root or value type), its selections are split over several subgraphs (:meth:`_Builder._split`);
+keys whose fields live in other subgraphs are gathered like ``@requires`` before the hop.
+
 ``@skip``/``@include`` are evaluated at planning time with the request's variables; the plan cache
 key therefore includes the boolean values of the variables those directives use (see
 :func:`plan_cache_key`), and subgraph operations never carry those directives.
