@@ -75,6 +75,37 @@ class Settings:
     access_log: bool = False
     #: Router: HTTP client for subgraph fetches: "asyncio" (built in, fast) or "httpx".
     subgraph_client: str = "asyncio"
+    #: Hub: directory of the token signing keys (one JSON file per key, mode 0600); the first
+    #: key is created on start-up. All-in-one processes also verify tokens from it.
+    key_dir: str = "./pek-keys"
+    #: The ``iss`` of the hub's access tokens.
+    token_issuer: str = "urn:pek:hub"
+    #: The ``aud`` of the hub's access tokens (router and every subgraph check it).
+    token_audience: str = "pek-federation"
+    #: Lifetime of an access token in seconds.
+    access_token_seconds: int = 600
+    #: Lifetime of a refresh token in seconds (rotated on every use).
+    refresh_token_seconds: int = 2592000
+    #: Router and realms: URL of the hub's JWKS; empty: derived from ``hub_url``
+    #: (``.../graphql`` -> ``.../.well-known/jwks.json``), else the key directory in-process.
+    jwks_url: str = ""
+    #: Seconds a fetched JWKS is cached; a rotated key is published this long before it signs.
+    jwks_cache_seconds: float = 300.0
+    #: Public origin browsers use (``https://pek.example.org``); the sign-in callback is
+    #: ``<public_url>/auth/callback``. Empty: taken from the request.
+    public_url: str = ""
+    #: OpenID Connect discovery URL of the identity provider; empty: AuthSCH's endpoints.
+    oidc_discovery_url: str = ""
+    #: OAuth client id at the identity provider; empty: no provider (dev sign-in only).
+    oidc_client_id: str = ""
+    #: OAuth client secret at the identity provider (sent with HTTP Basic).
+    oidc_client_secret: str = ""
+    #: Scopes asked of the identity provider (space-separated).
+    oidc_scopes: str = "openid profile email phone"
+    #: JSON file of further identity providers, e.g. one per realm (see ``pek.hub.auth.oidc``).
+    oidc_providers_file: str = ""
+    #: Mark the sign-in cookies ``Secure`` (browsers accept them on http://localhost too).
+    cookie_secure: bool = True
     #: Allocations between two young-generation garbage collections (0: Python's default).
     gc_threshold: int = 20000
     #: Router: seconds between two reads of the hub's realm registry (a request naming a realm

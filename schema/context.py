@@ -1,21 +1,21 @@
 """What every subgraph request carries: the viewer, client-safe errors, ID decoding.
 
-The viewer is resolved in exactly one function, :func:`resolve_viewer`, so that real sign-in
-(a hub-issued JWT checked by each subgraph) can replace the dev-mode header without touching
-any resolver.
+The viewer is resolved in exactly one function, :func:`resolve_viewer`: the subject of a
+hub-issued JWT that each subgraph verifies itself.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pek.schema import ids
+from pek.schema.tokens import InvalidToken, TokenVerifier, bearer_token, verifier_for
 from pek.settings import Settings
 
-#: Request header naming the viewer in dev mode (a User global ID or a numeric local id).
-DEV_USER_HEADER = "x-pek-dev-user"
+log = logging.getLogger("pek.auth")
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -30,25 +30,28 @@ class ClientError(Exception):
         self.extensions: dict[str, Any] = {"code": code, **extensions}
 
 
-def resolve_viewer(settings: Settings, headers: Mapping[str, str]) -> int | None:
+def resolve_viewer(
+    settings: Settings, headers: Mapping[str, str], verifier: TokenVerifier | None = None
+) -> int | None:
     """Return the local id of the signed-in user, or ``None`` for an anonymous caller.
 
-    Only dev mode honours ``x-pek-dev-user``; elsewhere the header is ignored (a subgraph must
-    never trust a bare header in production). A malformed header is treated as anonymous
-    rather than an error, because it is not part of any GraphQL operation.
+    The viewer is the subject of a hub access token in ``Authorization: Bearer``, verified
+    here, by this subgraph, whatever the router did before (signature from the hub's JWKS,
+    issuer, audience, expiry, required claims: :mod:`pek.schema.tokens`). ``verifier`` is the
+    process's own by default. No header naming a user is ever trusted, in dev mode neither
+    (the dev sign-in mints a real token). A missing or invalid token makes the caller
+    anonymous: the router already answered 401 to a public client with a bad token, so what
+    reaches a subgraph with one is a forgery and gets no more than the public does.
     """
-    if not settings.dev:
+    token = bearer_token(headers)
+    if token is None:
         return None
-    raw = headers.get(DEV_USER_HEADER, "").strip()
-    if not raw:
-        return None
-    if raw.isdigit():
-        value = int(raw)
-        return value if value > 0 else None
     try:
-        return ids.decode(raw, expected_type="User").local_id
-    except ids.InvalidGlobalId:
+        claims = (verifier or verifier_for(settings)).verify(token)
+    except InvalidToken as exc:
+        log.warning("rejected an access token: %s", exc)
         return None
+    return claims.user_id
 
 
 @dataclass

@@ -13,6 +13,8 @@ import pytest
 from pek.hub.service import HubSubgraph
 from pek.realm.service import RealmSubgraph
 from pek.router.transport import SubgraphRequest
+from pek.schema import ids
+from pek.schema.tokens import TokenSigner
 from pek.settings import Settings
 from tests.conftest import create_database, drop_database
 
@@ -39,7 +41,8 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file with the hub and the "hub" realm migrated and seeded (built once)."""
     path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
     url = sqlite_url(path)
-    settings = Settings(dev=True, demo_data=True, hub_database_url=url, realm_database_url=url)
+    settings = Settings(dev=True, demo_data=True, hub_database_url=url, realm_database_url=url,
+                        key_dir=str(path.parent / "keys"))
 
     async def build() -> None:
         hub, realm = HubSubgraph(settings), RealmSubgraph(settings)
@@ -58,7 +61,8 @@ def demo_settings(demo_template: Path, tmp_path: Path) -> Settings:
     path = tmp_path / "demo.sqlite3"
     shutil.copy(demo_template, path)
     url = sqlite_url(path)
-    return Settings(dev=True, hub_database_url=url, realm_database_url=url)
+    return Settings(dev=True, hub_database_url=url, realm_database_url=url,
+                    key_dir=str(tmp_path / "keys"))
 
 
 @pytest.fixture
@@ -83,9 +87,18 @@ async def run(
     variables: dict[str, Any] | None = None,
     viewer: str | None = None,
 ) -> dict[str, Any]:
-    """Execute ``query`` in-process, as ``viewer`` (a dev-user header value) if given."""
-    headers = {"x-pek-dev-user": viewer} if viewer is not None else {}
+    """Execute ``query`` in-process, as ``viewer`` (a User id, global or local) if given."""
+    headers = viewer_headers(service.settings, viewer) if viewer is not None else {}
     return await service.execute(SubgraphRequest(query, variables=variables, headers=headers))
+
+
+def viewer_headers(settings: Settings, viewer: str | int) -> dict[str, str]:
+    """An ``Authorization`` header with a real hub token for ``viewer`` (a User id, global or
+    local): the only way a subgraph accepts a viewer."""
+    text = str(viewer)
+    local_id = int(text) if text.isdigit() else ids.decode(text, expected_type="User").local_id
+    token, _ = TokenSigner.from_settings(settings).mint(local_id)
+    return {"authorization": f"Bearer {token}"}
 
 
 def error_codes(response: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from pek.hub import models
 from pek.hub.demo import DEMO_USER_COUNT
 from pek.hub.service import HubSubgraph
+from pek.router.transport import SubgraphRequest
 from pek.schema import ids
 from tests.subgraphs.conftest import error_codes, run
 
@@ -57,14 +58,19 @@ async def test_self_sees_everything_others_see_what_privacy_allows(hub: HubSubgr
     assert anonymous["data"]["user"]["name"] == own["data"]["user"]["name"]
 
 
-async def test_dev_header_is_ignored_outside_dev_mode(hub: HubSubgraph) -> None:
+async def test_a_bare_user_header_is_never_honoured(hub: HubSubgraph) -> None:
+    """Only a hub token names a viewer: the old dev header counts for nothing, in dev mode
+    neither; a token does, in and outside dev mode."""
     production = HubSubgraph(hub.settings.replace(dev=False))
     await production.start()
+    bare = SubgraphRequest("{ me { id } }", headers={"x-pek-dev-user": "1"})
     try:
+        assert await production.execute(bare) == {"data": {"me": None}}
+        assert await hub.execute(bare) == {"data": {"me": None}}
         answer = await run(production, "{ me { id } }", viewer="1")
     finally:
         await production.aclose()
-    assert answer == {"data": {"me": None}}
+    assert answer == {"data": {"me": {"id": ids.encode("User", 1)}}}
     assert await run(hub, "{ me { id } }", viewer="1") == {
         "data": {"me": {"id": ids.encode("User", 1)}}
     }

@@ -20,7 +20,7 @@ from pek.realm.models import Base as RealmBase
 from pek.realm.service import RealmSubgraph
 from pek.schema import ids
 from pek.settings import Settings
-from tests.subgraphs.conftest import run
+from tests.subgraphs.conftest import run, viewer_headers
 
 NODE_COMPOSE = Path(__file__).parents[1] / "composition" / "node" / "compose.mjs"
 
@@ -36,7 +36,7 @@ async def test_http_post_get_and_health(hub: HubSubgraph) -> None:
         posted = await client.post(
             "/graphql",
             json={"query": "query Me { me { id } }", "operationName": "Me"},
-            headers={"x-pek-dev-user": "2"},
+            headers=viewer_headers(hub.settings, 2),
         )
         assert posted.status_code == 200
         assert posted.json() == {"data": {"me": {"id": ids.encode("User", 2)}}}

@@ -1,0 +1,1 @@
+"""Sign-in through the hub: identity providers, the hub's tokens, refresh and sign-out."""
