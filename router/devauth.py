@@ -1,9 +1,12 @@
 """Dev sign-in: act as any demo user, in dev mode only.
 
 ``GET /dev/sign-in`` lists the users (through the gateway, like any client) with a search box;
-``POST /dev/sign-in`` (form or JSON ``{"user": "<User id>"}``) sets the ``pek_dev_user`` cookie
-and redirects to GraphiQL; ``POST /dev/sign-out`` clears it. The edge turns the cookie into the
-``x-pek-dev-user`` header for the subgraphs (see :mod:`pek.router.edge.forwarding`).
+``POST /dev/sign-in`` (form or JSON ``{"user": "<User id>"}``) asks the hub for a token for that
+user (``POST /auth/dev/token``, which checks the user exists), sets the ``pek_dev_user`` cookie
+and redirects to GraphiQL; ``POST /dev/sign-out`` clears it. For every request the edge turns
+the cookie into a real hub token (minted by the hub, cached until shortly before it expires:
+:mod:`pek.router.edge.auth`), so dev requests are verified by the router and every subgraph
+exactly as signed-in ones; no header naming a user ever reaches a subgraph.
 
 The cookie is signed with HMAC-SHA256 over ``settings.secret_key``: a tampered or foreign cookie
 is ignored, as is every cookie outside dev mode, where these routes answer 404.
@@ -25,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from pek.router.edge.auth import EdgeAuth
 from pek.router.edge.errors import EdgeError, error_response
 from pek.router.edge.executor import GraphQLExecutor
 from pek.router.edge.forwarding import forwarded_headers
@@ -190,8 +194,12 @@ ul {{ list-style: none; padding: 0; }} li {{ margin: .3rem 0; }}
 """
 
 
-def dev_auth_routes(gateway: GraphQLExecutor, settings: Settings) -> list[Route]:
-    """The dev sign-in routes; they answer 404 unless ``settings.dev``."""
+def dev_auth_routes(
+    gateway: GraphQLExecutor, settings: Settings, auth: EdgeAuth | None = None
+) -> list[Route]:
+    """The dev sign-in routes; they answer 404 unless ``settings.dev``. ``auth`` mints the
+    tokens (default: :meth:`EdgeAuth.from_settings`)."""
+    edge_auth = auth or EdgeAuth.from_settings(settings)
 
     async def sign_in_page(request: Request) -> Response:
         if not settings.dev:
@@ -200,9 +208,12 @@ def dev_auth_routes(gateway: GraphQLExecutor, settings: Settings) -> list[Route]
         errors: list[str] = []
         users: list[dict[str, str]] = []
         try:
+            token = await edge_auth.dev_token(current) if current else None
             result = await gateway.execute(
-                USERS_QUERY, headers=forwarded_headers(request.headers, settings, current)
+                USERS_QUERY, headers=forwarded_headers(request.headers, settings, token)
             )
+        except EdgeError as exc:
+            errors.append(exc.message)
         except Exception:
             log.exception("dev sign-in: listing users failed")
             errors.append("Listing users failed (see the router's log).")
@@ -221,6 +232,8 @@ def dev_auth_routes(gateway: GraphQLExecutor, settings: Settings) -> list[Route]
             return error_response(403, "Cross-site sign-in refused")
         try:
             user = await _submitted_user(request)
+            # The hub mints (and so vouches for) the token; an unknown user fails here.
+            await edge_auth.dev_token(user)
         except EdgeError as exc:
             return error_response(exc.status, exc.message, headers=exc.headers)
         response = RedirectResponse("/graphql", status_code=303)

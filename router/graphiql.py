@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
 from pek.router import devauth
+from pek.router.edge.auth import EdgeAuth
 from pek.router.edge.errors import error_response
 from pek.router.edge.executor import GraphQLExecutor
 from pek.router.edge.forwarding import forwarded_headers
@@ -69,11 +70,17 @@ class GraphiQLPage:
     """The GraphiQL HTML page and its whitelisted static assets."""
 
     def __init__(
-        self, gateway: GraphQLExecutor, settings: Settings, assets_dir: Path | None = None
+        self,
+        gateway: GraphQLExecutor,
+        settings: Settings,
+        assets_dir: Path | None = None,
+        auth: EdgeAuth | None = None,
     ) -> None:
         self.gateway = gateway
         self.settings = settings
         self.assets_dir = assets_dir or DEFAULT_ASSETS_DIR
+        #: Mints the dev user's hub token for the "signed in as" lookup.
+        self.auth = auth
 
     def missing_assets(self) -> list[str]:
         """Whitelisted asset files that are not installed."""
@@ -125,8 +132,9 @@ class GraphiQLPage:
             return f'<span id="pek-user">Not signed in</span> {switch}Sign in as a demo user</a>'
         label = user
         try:
+            token = await self.auth.dev_token(user) if self.auth is not None else None
             result = await self.gateway.execute(
-                WHO_AM_I_QUERY, headers=forwarded_headers(request.headers, self.settings, user)
+                WHO_AM_I_QUERY, headers=forwarded_headers(request.headers, self.settings, token)
             )
             me = (result.get("data") or {}).get("me")
             if isinstance(me, dict) and isinstance(me.get("name"), str) and me["name"]:

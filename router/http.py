@@ -6,7 +6,11 @@ is a small layer in :mod:`pek.router.edge`; this module only puts them in order:
 
     content negotiation -> parse (POST JSON / GET params, size limit)
     -> CSRF prevention (GET) -> only queries over GET
-    -> forwarded headers, query-plan opt-in -> gateway -> response shaping
+    -> authentication (the caller's hub token, verified) -> forwarded headers,
+    query-plan opt-in -> gateway -> response shaping
+
+The hub's sign-in routes (``/auth/*``, ``/.well-known/jwks.json``) are passed through to the
+hub (:mod:`pek.router.edge.auth_proxy`), so browsers see one origin.
 
 The gateway is anything with :class:`~pek.router.edge.executor.GraphQLExecutor`'s ``execute``;
 this module never imports the real one.
@@ -27,6 +31,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pek.router import devauth
+from pek.router.edge.auth import EdgeAuth, Unauthenticated
+from pek.router.edge.auth_proxy import AuthProxy
 from pek.router.edge.content_negotiation import accepts_html, graphql_response, negotiate
 from pek.router.edge.csrf import prevent_csrf
 from pek.router.edge.errors import EdgeError, error_response
@@ -61,9 +67,11 @@ class GraphQLEndpoint:
         graphiql: GraphiQLPage,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        auth: EdgeAuth | None = None,
     ) -> None:
         self.gateway = gateway
         self.settings = settings
+        self.auth = auth or EdgeAuth.from_settings(settings)
         self.graphiql = graphiql
         self.max_body_bytes = max_body_bytes
 
@@ -102,9 +110,15 @@ class GraphQLEndpoint:
     async def _execute(
         self, request: Request, graphql_request: GraphQLRequest, media_type: str
     ) -> Response:
-        headers = forwarded_headers(
-            request.headers, self.settings, devauth.dev_user(request, self.settings)
-        )
+        try:
+            token = await self.auth.token_for(request, devauth.dev_user(request, self.settings))
+        except Unauthenticated as exc:
+            return exc.response(media_type)
+        except EdgeError as exc:
+            return error_response(
+                exc.status, exc.message, media_type=media_type, headers=exc.headers
+            )
+        headers = forwarded_headers(request.headers, self.settings, token)
         include_plan = wants_query_plan(request.headers, graphql_request.extensions, self.settings)
         try:
             result = await self.gateway.execute(
@@ -143,15 +157,21 @@ def create_app(
     ready: ReadinessCheck | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     graphiql_assets: Path | None = None,
+    auth: EdgeAuth | None = None,
 ) -> Starlette:
     """The router's public ASGI app.
 
     ``extra_routes`` are mounted after the built-in ones (e.g. metrics); ``on_startup`` and
     ``on_shutdown`` hooks run in the app's lifespan, in order; ``ready`` backs ``GET /ready``;
-    ``graphiql_assets`` overrides where GraphiQL's npm packages are installed.
+    ``graphiql_assets`` overrides where GraphiQL's npm packages are installed; ``auth``
+    verifies callers' tokens and reaches the hub's sign-in routes (default:
+    :meth:`EdgeAuth.from_settings`, federated). The app closes ``auth`` on shutdown.
     """
-    graphiql = GraphiQLPage(gateway, settings, graphiql_assets)
-    endpoint = GraphQLEndpoint(gateway, settings, graphiql, max_body_bytes=max_body_bytes)
+    auth = auth or EdgeAuth.from_settings(settings)
+    graphiql = GraphiQLPage(gateway, settings, graphiql_assets, auth)
+    endpoint = GraphQLEndpoint(
+        gateway, settings, graphiql, max_body_bytes=max_body_bytes, auth=auth
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -163,11 +183,13 @@ def create_app(
         finally:
             for hook in on_shutdown:
                 await hook()
+            await auth.aclose()
 
     routes: list[BaseRoute] = [
         Route(GRAPHQL_PATH, endpoint.handle, methods=["GET", "POST"]),
         *graphiql.routes(),
-        *devauth.dev_auth_routes(gateway, settings),
+        *devauth.dev_auth_routes(gateway, settings, auth),
+        *(AuthProxy(auth.hub).routes() if auth.hub is not None else []),
         *health_routes(ready),
         *extra_routes,
     ]

@@ -8,29 +8,27 @@ from typing import Any
 from pek.router.transport import FORWARDED_HEADERS
 from pek.settings import Settings
 
-DEV_USER_HEADER = "x-pek-dev-user"
 QUERY_PLAN_HEADER = "x-pek-query-plan"
 _TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+#: Never passed on as the client sent them: the caller's identity travels only as the token
+#: the edge verified (:mod:`pek.router.edge.auth`), and a header naming a user never travels.
+_IDENTITY_HEADERS = frozenset({"authorization", "x-pek-dev-user"})
 
 
 def forwarded_headers(
-    request_headers: Mapping[str, str], settings: Settings, dev_user: str | None = None
+    request_headers: Mapping[str, str], settings: Settings, token: str | None = None
 ) -> dict[str, str]:
-    """The client headers the subgraphs may see (lower-case names).
-
-    ``x-pek-dev-user`` impersonates anyone, so it only ever travels in dev mode: there an
-    explicit header wins (handy in GraphiQL's headers editor), else the dev sign-in cookie's
-    user. Outside dev mode it is dropped whatever the client sends.
-    """
+    """The headers the subgraphs see (lower-case names): the client's harmless ones, and
+    ``Authorization: Bearer <token>`` with the token the edge verified, if any."""
     headers: dict[str, str] = {}
     for name in FORWARDED_HEADERS:
-        if name == DEV_USER_HEADER and not settings.dev:
+        if name in _IDENTITY_HEADERS:
             continue
         value = request_headers.get(name)
         if value is not None and value.strip():
             headers[name] = value
-    if settings.dev and DEV_USER_HEADER not in headers and dev_user:
-        headers[DEV_USER_HEADER] = dev_user
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     return headers
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from graphql import (
     GraphQLArgument,
@@ -32,8 +34,18 @@ from graphql.language import OperationDefinitionNode
 from graphql.pyutils import is_awaitable
 from starlette.applications import Starlette
 
+from pek.router.edge.auth import EdgeAuth
+from pek.router.edge.errors import EdgeError
 from pek.router.http import create_app
+from pek.schema import ids
 from pek.schema.ids import encode
+from pek.schema.tokens import (
+    DirectoryKeySource,
+    KeyDirectory,
+    TokenSigner,
+    TokenVerifier,
+    bearer_token,
+)
 from pek.settings import Settings
 
 DEMO_USERS: list[dict[str, Any]] = [
@@ -69,7 +81,10 @@ def _build_schema() -> GraphQLSchema:
     )
 
     def resolve_me(_: Any, info: Any) -> dict[str, Any] | None:
-        viewer = info.context["headers"].get("x-pek-dev-user")
+        # The edge verified the token; a stand-in subgraph only reads its subject (the real
+        # subgraphs' own verification is tested in tests/auth).
+        token = bearer_token(info.context["headers"])
+        viewer = jwt.decode(token, options={"verify_signature": False})["sub"] if token else None
         return next((u for u in DEMO_USERS if u["id"] == viewer), None)
 
     def resolve_header(_: Any, info: Any, name: str) -> str | None:
@@ -193,11 +208,37 @@ def executor() -> SchemaExecutor:
 AppFactory = Callable[..., Starlette]
 
 
+def signer_for(settings: Settings, key_dir: Path) -> TokenSigner:
+    return TokenSigner(KeyDirectory(key_dir), settings.token_issuer, settings.token_audience,
+                       settings.access_token_seconds)
+
+
+def local_edge_auth(settings: Settings, key_dir: Path) -> EdgeAuth:
+    """Edge authentication over a private key directory; dev tokens are minted as the hub's
+    ``POST /auth/dev/token`` does (known users only)."""
+    signer = signer_for(settings, key_dir)
+
+    async def mint(user: str) -> str:
+        if user not in {u["id"] for u in DEMO_USERS}:
+            raise EdgeError(400, "Dev sign-in failed: No such user")
+        return signer.mint(ids.decode(user, expected_type="User").local_id)[0]
+
+    verifier = TokenVerifier(DirectoryKeySource(KeyDirectory(key_dir)), settings.token_issuer,
+                             settings.token_audience)
+    return EdgeAuth(settings, verifier, dev_tokens=mint)
+
+
 @pytest.fixture
-def make_app(executor: SchemaExecutor) -> AppFactory:
+def key_dir(tmp_path: Path) -> Path:
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def make_app(executor: SchemaExecutor, key_dir: Path) -> AppFactory:
     def factory(**kwargs: Any) -> Starlette:
         gateway = kwargs.pop("gateway", executor)
         settings = kwargs.pop("settings", Settings())
+        kwargs.setdefault("auth", local_edge_auth(settings, key_dir))
         return create_app(gateway, settings, **kwargs)
 
     return factory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import jwt
 import pytest
 
 from pek.router.devauth import COOKIE_NAME, sign_user, verify_cookie
@@ -60,7 +61,18 @@ async def test_sign_in_sets_a_signed_cookie_that_acts_as_the_user(
 
     after = await dev_client.post("/graphql", json=ME)
     assert after.json() == {"data": {"me": {"name": ANNA["name"]}}}
-    assert executor.calls[-1].headers["x-pek-dev-user"] == ANNA["id"]
+    # What travels is a real hub token for Anna, never a header naming her.
+    forwarded = executor.calls[-1].headers
+    assert "x-pek-dev-user" not in forwarded
+    token = forwarded["authorization"].removeprefix("Bearer ")
+    assert jwt.decode(token, options={"verify_signature": False})["sub"] == ANNA["id"]
+
+
+async def test_sign_in_as_an_unknown_user_is_refused(dev_client: httpx.AsyncClient) -> None:
+    response = await dev_client.post("/dev/sign-in", json={"user": "VXNlcjo6OTk5"})
+    assert response.status_code == 400
+    assert "No such user" in response.json()["errors"][0]["message"]
+    assert COOKIE_NAME not in dev_client.cookies
 
 
 async def test_sign_in_accepts_json(dev_client: httpx.AsyncClient) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from pek.router.devauth import COOKIE_NAME, sign_user
@@ -14,7 +16,7 @@ from pek.router.transport import InProcessTransport
 from pek.settings import Settings
 from tests.router.subgraphs import SCHEMAS, SUPERGRAPH_FILE, RecordingSubgraph
 
-from .conftest import client_for
+from .conftest import client_for, local_edge_auth, signer_for
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 QUERY = "{ me { name reviews { body } } }"
@@ -31,18 +33,22 @@ def gateway(subgraphs: dict[str, RecordingSubgraph]) -> Gateway:
 
 
 @pytest.fixture
-async def dev_client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(create_app(gateway, Settings(dev=True))) as client:
+async def dev_client(gateway: Gateway, key_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(dev=True)
+    app = create_app(gateway, settings, auth=local_edge_auth(settings, key_dir))
+    async with client_for(app) as client:
         yield client
 
 
 async def test_query_through_the_real_gateway(
-    dev_client: httpx.AsyncClient, subgraphs: dict[str, RecordingSubgraph]
+    dev_client: httpx.AsyncClient, subgraphs: dict[str, RecordingSubgraph], key_dir: Path
 ) -> None:
+    token = signer_for(Settings(), key_dir).mint(1)[0]
     response = await dev_client.post(
         "/graphql",
         json={"query": QUERY},
-        headers={"accept": GRAPHQL_RESPONSE_JSON, "authorization": "Bearer t", "x-other": "no"},
+        headers={"accept": GRAPHQL_RESPONSE_JSON, "authorization": f"Bearer {token}",
+                 "x-other": "no"},
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == GRAPHQL_RESPONSE_JSON
@@ -50,7 +56,7 @@ async def test_query_through_the_real_gateway(
     assert response.json() == {"data": {"me": {"name": "Ada Lovelace", "reviews": reviews}}}
     fetched = [r for s in subgraphs.values() for r in s.requests]
     assert len(fetched) >= 2
-    assert all(r.headers == {"authorization": "Bearer t"} for r in fetched)
+    assert all(r.headers == {"authorization": f"Bearer {token}"} for r in fetched)
 
 
 async def test_request_error_from_the_gateway_is_400_or_200_by_media_type(
@@ -73,7 +79,11 @@ async def test_get_query_and_dev_cookie_reach_the_subgraphs(
         "/graphql", params={"query": "{ me { name } }"}, headers={"graphql-preflight": "1"}
     )
     assert response.json() == {"data": {"me": {"name": "Ada Lovelace"}}}
-    assert subgraphs["accounts"].requests[-1].headers == {"x-pek-dev-user": "VXNlcjo6MQ"}
+    # The dev cookie became a hub token for that user; no header names the user.
+    forwarded = subgraphs["accounts"].requests[-1].headers
+    assert list(forwarded) == ["authorization"]
+    token = forwarded["authorization"].removeprefix("Bearer ")
+    assert jwt.decode(token, options={"verify_signature": False})["sub"] == "VXNlcjo6MQ"
 
 
 async def test_query_plan_on_request_in_dev_mode_only(gateway: Gateway) -> None:
