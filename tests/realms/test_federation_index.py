@@ -55,8 +55,10 @@ class Served:
                                 log_level="warning")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.02)
+        await eventually(self._started, within=10.0)
+
+    async def _started(self) -> bool:
+        return self._server is not None and self._server.started
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
@@ -65,11 +67,12 @@ class Served:
         self._server = self._task = None
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    """Poll ``check`` until it holds (a background task is expected to make it true)."""
+    deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -158,7 +161,7 @@ async def test_realm_keeps_the_hub_index_current_and_catches_up_after_an_outage(
                 users = (await _index(index_url, 7))["users"]
                 return users[ids.encode("User", 7)] == ["alpha"]
 
-            await eventually(caught_up, timeout=45)
+            await eventually(caught_up, within=45)
             await eventually(lambda: _no_pending(realm))
             version = (await _index(index_url, 7))["version"]
 
