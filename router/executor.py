@@ -12,12 +12,14 @@ null propagation of non-null fields as the GraphQL spec says.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLAbstractType,
     GraphQLEnumType,
@@ -28,9 +30,11 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     InlineFragmentNode,
+    OperationDefinitionNode,
     SelectionSetNode,
     is_abstract_type,
     is_leaf_type,
+    parse,
 )
 
 from pek.router.planner import (
@@ -85,6 +89,7 @@ class Executor:
             plan,
             variables if coerced_variables is None else coerced_variables,
             run.errors,
+            run.nulled_by_subgraph,
         )
         data = shaper.shape_root(run.data)
         response: JSON = {"data": data}
@@ -104,6 +109,9 @@ class _Run:
         self.data: JSON = {}
         self.errors: list[JSON] = []
         self.abstract = executor.abstract_types
+        # Paths a subgraph answered with ``data: null`` plus errors: the subgraph's own errors
+        # explain those nulls, so shaping adds no "Cannot return null" error of its own there.
+        self.nulled_by_subgraph: list[tuple[Any, ...]] = []
 
     async def node(self, node: PlanNode) -> None:
         if isinstance(node, SequenceNode):
@@ -169,6 +177,8 @@ class _Run:
             if fetch.renames:
                 _rename(data, fetch.renames)
             _merge(self.data, data, self.abstract)
+        elif response.get("errors"):
+            self.nulled_by_subgraph.extend((key,) for key in _root_response_keys(fetch.operation))
         for error in response.get("errors") or ():
             path = error.get("path") if isinstance(error, dict) else None
             self._subgraph_error(fetch.subgraph, error, list(path) if path else None)
@@ -198,6 +208,10 @@ class _Run:
             return
         data = response.get("data")
         entities = data.get("_entities") if isinstance(data, dict) else None
+        if entities is None and response.get("errors"):
+            self.nulled_by_subgraph.extend(
+                tuple(obj_path) for target in targets for _, obj_path in target
+            )
         if isinstance(entities, list):
             if fetch.renames:
                 _rename(entities, fetch.renames)
@@ -234,6 +248,30 @@ class _Run:
             rep["__typename"] = condition if self.sg.is_abstract(condition) else typename
             return rep
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _root_response_keys(operation: str) -> tuple[str, ...]:
+    """Response keys of an operation's top-level fields (fragments followed one level)."""
+    document = parse(operation, no_location=True)
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    keys: list[str] = []
+
+    def collect(selection_set: SelectionSetNode) -> None:
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                keys.append(sel.alias.value if sel.alias else sel.name.value)
+            elif isinstance(sel, InlineFragmentNode):
+                collect(sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments:
+                collect(fragments[sel.name.value].selection_set)
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            collect(definition.selection_set)
+    return tuple(keys)
 
 
 def _select(obj: JSON, selections: list[PSelection], sg: Supergraph) -> JSON | None:
@@ -337,6 +375,7 @@ class _Shaper:
         plan: QueryPlan,
         variables: Mapping[str, Any],
         errors: list[JSON],
+        nulled_by_subgraph: Iterable[tuple[Any, ...]] = (),
     ) -> None:
         self.schema = schema
         self.plan = plan
@@ -344,13 +383,11 @@ class _Shaper:
         self.errors = errors
         self._error_paths: set[tuple[Any, ...]] = set()
         self._error_prefixes: set[tuple[Any, ...]] = set()
-        for error in errors:
-            path = error.get("path")
-            if isinstance(path, list):
-                full = tuple(path)
-                self._error_paths.add(full)
-                for i in range(len(full) + 1):
-                    self._error_prefixes.add(full[:i])
+        explained = [tuple(e["path"]) for e in errors if isinstance(e.get("path"), list)]
+        for full in [*explained, *nulled_by_subgraph]:
+            self._error_paths.add(full)
+            for i in range(len(full) + 1):
+                self._error_prefixes.add(full[:i])
 
     def shape_root(self, data: JSON) -> JSON | None:
         root = self.schema.get_root_type(self.plan.operation.operation)

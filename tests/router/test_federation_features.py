@@ -464,3 +464,37 @@ async def test_introspection_inside_root_fragments() -> None:
             "me": {"name": "Ada"},
         }
     }
+
+
+async def test_subgraph_null_propagation_is_not_reported_twice() -> None:
+    """A subgraph whose non-null root field fails answers ``data: null``; the sibling root
+    fields of that fetch are null because of that error, so the router adds no error of its
+    own for them (as Apollo Gateway does)."""
+
+    def fail(*_: Any, **__: Any) -> Any:
+        raise ValueError("count must not be negative")
+
+    users = DataSubgraph(
+        "users",
+        """
+        type Query { names: [String!]! count: Int! }
+        type User @key(fields: "id") { id: ID! }
+        """,
+        {"names": ["Ada"], "count": fail},
+        {"User": lambda rep: rep},
+    )
+    gateway = gateway_over(users)
+    result = await gateway.execute("{ names count }")
+    assert result["data"] is None
+    assert [e["message"] for e in result["errors"]] == ["count must not be negative"]
+    assert result["errors"][0]["path"] == ["count"]
+    # A non-null field that is null with no error to explain it still gets one.
+    users_null = DataSubgraph(
+        "users",
+        "type Query { count: Int! other: Int }\ntype User @key(fields: \"id\") { id: ID! }",
+        {"count": None, "other": 1},
+        {"User": lambda rep: rep},
+    )
+    result = await gateway_over(users_null).execute("{ other count }")
+    assert result["data"] is None
+    assert "Cannot return null for non-nullable field Query.count." in str(result["errors"])
