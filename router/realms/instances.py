@@ -73,7 +73,10 @@ class RealmInstances:
         owned = False
         if realm.url.startswith(IN_PROCESS_SCHEME):
             target_id = realm.url[len(IN_PROCESS_SCHEME):].strip("/") or realm.id
-            local = self._local(target_id)
+            try:
+                local = self._local(target_id)
+            except KeyError:  # RealmSubgraph.for_realm: not hosted by this process
+                local = None
             if local is None:
                 raise SubgraphUnavailable(realm.id, "no in-process instance of this realm")
             transport: Transport = InProcessTransport({realm.id: local})
