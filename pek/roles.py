@@ -15,18 +15,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import httpx
 from starlette.applications import Starlette
 
+from pek.hub.demo import in_process_demo_realms
 from pek.hub.service import HubSubgraph
-from pek.realm.service import RealmSubgraph
+from pek.realm.index import InProcessIndexSink
+from pek.realm.service import RealmSubgraph, hosted_realm_ids
 from pek.router.composition import SubgraphDefinition, compose
 from pek.router.dedup import DeduplicatingGateway
 from pek.router.fetch_dedup import DeduplicatingTransport
 from pek.router.gateway import Gateway
 from pek.router.http import create_app
+from pek.router.realms.wiring import (
+    realm_routing_in_process,
+    realm_routing_over_http,
+    uses_realm_routing,
+)
 from pek.router.transport import Http11Transport, HttpTransport, InProcessTransport, Transport
 from pek.settings import Settings
 
@@ -35,6 +42,8 @@ log = logging.getLogger("pek")
 #: Subgraph names, as they appear in the supergraph's ``join__Graph``.
 HUB = "hub"
 REALM = "realm"
+#: The realms ``pek dev`` hosts in-process unless ``PEK_REALM_IDS`` says otherwise.
+DEV_REALMS = ("hub", "kir", "sch-events")
 #: Where ``pek router`` looks for subgraphs when neither a URL nor a supergraph is given.
 DEFAULT_URLS = {HUB: "http://127.0.0.1:8001/graphql", REALM: "http://127.0.0.1:8002/graphql"}
 
@@ -59,31 +68,49 @@ def local_supergraph(settings: Settings) -> str:
 
 
 def build_dev_app(settings: Settings) -> Starlette:
-    """All-in-one: hub, realm and router in this process, talking in-process."""
-    hub = hub_subgraph(settings)
-    realm = realm_subgraph(settings)
+    """All-in-one: hub, the demo realms and the router in this process, talking in-process.
+
+    The realm subgraph hosts every realm of ``settings.realm_ids`` (by default the three demo
+    realms) from one database; the realm-routing layer makes them one graph, exactly as it
+    does for realm processes over HTTP."""
+    if not settings.realm_ids:
+        settings = settings.replace(realm_ids=",".join(DEV_REALMS))
+    realm_ids = hosted_realm_ids(settings)
+    hub = HubSubgraph(settings, demo_realms=in_process_demo_realms(realm_ids))
+    realm = RealmSubgraph(settings, index_sink=InProcessIndexSink(hub))
     supergraph = compose(
         [
             SubgraphDefinition(HUB, "in-process://hub", hub.sdl()),
             SubgraphDefinition(REALM, "in-process://realm", realm.sdl()),
         ]
     )
-    transport = DeduplicatingTransport(
-        InProcessTransport({HUB: hub, REALM: realm}), enabled=settings.deduplicate_fetches
+    layer = realm_routing_in_process(
+        InProcessTransport({HUB: hub}),
+        supergraph,
+        settings,
+        read_registry=hub.registry_snapshot,
+        read_index=hub.read_federation_index,
+        local=realm.for_realm,
     )
+    transport = DeduplicatingTransport(layer, enabled=settings.deduplicate_fetches)
     gateway = DeduplicatingGateway(
         Gateway(supergraph, transport, introspection=settings.introspection),
         enabled=settings.deduplicate,
     )
 
     async def startup() -> None:
-        # The hub first: the realm's demo data refers to the hub's users.
+        # The hub first: the realms' demo data refers to the hub's users, and the routing
+        # layer reads the hub's registry.
         await hub.start()
         await realm.start()
-        log.info("pek dev: GraphiQL at http://%s:%s/graphql", settings.host, settings.port)
+        await layer.start()
+        log.info(
+            "pek dev: realms %s; GraphiQL at http://%s:%s/graphql",
+            ", ".join(realm_ids), settings.host, settings.port,
+        )
 
     async def shutdown() -> None:
-        await transport.aclose()
+        await transport.aclose()  # closes the routing layer and the in-process transport
         await realm.aclose()
         await hub.aclose()
 
@@ -127,16 +154,24 @@ def build_router_app(settings: Settings) -> Starlette:
         raise SystemExit(
             f"pek router: PEK_SUBGRAPH_CLIENT={settings.subgraph_client!r}: use asyncio or httpx"
         )
-    transport = DeduplicatingTransport(http, enabled=settings.deduplicate_fetches)
+    # The realm subgraph has one instance per realm: the routing layer finds them in the hub's
+    # realm registry and makes them one subgraph for the planner and executor.
+    routed: Transport = http
+    startup: list[Callable[[], Awaitable[None]]] = []
+    if uses_realm_routing(supergraph):
+        layer = realm_routing_over_http(http, supergraph, settings, hub_url=urls[HUB])
+        routed = layer
+        startup.append(layer.start)
+    transport = DeduplicatingTransport(routed, enabled=settings.deduplicate_fetches)
     gateway = DeduplicatingGateway(
         Gateway(supergraph, transport, introspection=settings.introspection),
         enabled=settings.deduplicate,
     )
 
     async def shutdown() -> None:
-        await transport.aclose()
+        await transport.aclose()  # closes the routing layer and the HTTP transport
 
-    return create_app(gateway, settings, on_shutdown=[shutdown])
+    return create_app(gateway, settings, on_startup=startup, on_shutdown=[shutdown])
 
 
 async def compose_from_services(settings: Settings, wait_seconds: float = 60.0) -> str:

@@ -1,7 +1,7 @@
 """Realm routing, declared in the realm subgraph's own schema (composed directives).
 
 The router reads these from the supergraph (``@composeDirective`` keeps them there); it never
-hard-codes a field. Both live in the spec ``https://pek.sch.bme.hu/realm-routing/v0.1``:
+hard-codes a field. Both live in the spec ``https://pek.sch.bme.hu/realmRouting/v0.1``:
 
 ``@realmOwner(argument: "id")``
     The field goes to the ONE realm that owns its argument ``argument``: a realm-qualified
@@ -18,7 +18,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.schema_directive import Location
 
-ROUTING_SPEC = "https://pek.sch.bme.hu/realm-routing/v0.1"
+ROUTING_SPEC = "https://pek.sch.bme.hu/realmRouting/v0.1"
 
 
 @strawberry.federation.schema_directive(

@@ -1,7 +1,7 @@
 """Routing directives of the realm subgraph, read from the supergraph SDL.
 
 The realm subgraph declares how each of its root fields reaches the realm instances with two
-composed directives of the spec ``https://pek.sch.bme.hu/realm-routing/v0.1`` (kept in the
+composed directives of the spec ``https://pek.sch.bme.hu/realmRouting/v0.1`` (kept in the
 supergraph by ``@composeDirective``):
 
 * ``@realmOwner(argument: "id")``: the field goes to the one realm named by that argument (a
@@ -41,7 +41,7 @@ from graphql import (
 )
 
 #: URL prefix of the routing spec in ``@link``; the version follows.
-ROUTING_SPEC_PREFIX = "https://pek.sch.bme.hu/realm-routing/"
+ROUTING_SPEC_PREFIX = "https://pek.sch.bme.hu/realmRouting/"
 OWNER_DIRECTIVE = "realmOwner"
 FANOUT_DIRECTIVE = "realmFanout"
 #: An owner argument with this name holds a realm id rather than a global ID.

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from graphql import SchemaDefinitionNode, SchemaExtensionNode, StringValueNode, parse
+
 from pek.router.realms.index import FederationIndex, HttpIndexSource, InProcessIndexSource
 from pek.router.realms.instances import HttpTransportFactory, LocalProvider, RealmInstances
 from pek.router.realms.layer import RealmRoutingTransport
@@ -22,11 +24,29 @@ from pek.router.realms.registry import (
     InProcessRegistrySource,
     RealmRegistry,
 )
+from pek.router.realms.routing import ROUTING_SPEC_PREFIX
 from pek.router.transport import Http11Transport, LocalSubgraph, Transport
 from pek.settings import Settings
 
 REGISTRY_PATH = "/internal/realms"
 INDEX_PATH = "/internal/federation-index"
+
+
+def uses_realm_routing(supergraph_sdl: str) -> bool:
+    """Whether the supergraph links the realm-routing spec (so it has realm subgraphs)."""
+    document = parse(supergraph_sdl, no_location=True)
+    for definition in document.definitions:
+        if isinstance(definition, SchemaDefinitionNode | SchemaExtensionNode):
+            for directive in definition.directives or ():
+                for argument in directive.arguments or ():
+                    value = argument.value
+                    if (
+                        argument.name.value == "url"
+                        and isinstance(value, StringValueNode)
+                        and value.value.startswith(ROUTING_SPEC_PREFIX)
+                    ):
+                        return True
+    return False
 
 
 def hub_internal_base(settings: Settings, hub_url: str) -> str:

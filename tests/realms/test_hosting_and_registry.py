@@ -121,7 +121,7 @@ def test_routing_directives_are_in_the_sdl_and_survive_composition() -> None:
         SubgraphDefinition("hub", "http://hub/graphql", HubSubgraph(settings).sdl()),
         SubgraphDefinition("realm", "http://realm/graphql", realm_sdl),
     ])
-    assert '@link(url: "https://pek.sch.bme.hu/realm-routing/v0.1"' in supergraph
+    assert '@link(url: "https://pek.sch.bme.hu/realmRouting/v0.1"' in supergraph
     assert "directive @realmOwner(argument: String!) on FIELD_DEFINITION" in supergraph
     assert "directive @realmFanout(orderBy: [String!]!) on FIELD_DEFINITION" in supergraph
     assert '@join__field(graph: REALM) @realmOwner(argument: "id")' in supergraph

@@ -27,7 +27,7 @@ from pek.router.composition import SubgraphDefinition, compose
 from pek.router.transport import SubgraphRequest
 from pek.schema import ids
 
-SPEC = "https://pek.sch.bme.hu/realm-routing/v0.1"
+SPEC = "https://pek.sch.bme.hu/realmRouting/v0.1"
 
 
 @strawberry.federation.schema_directive(
