@@ -6,6 +6,7 @@
     pek compose                 write the supergraph composed from the subgraphs
     pek plan                    print the query plan of an operation
     pek schema export|check     keep the SDL files in schema/ current
+    pek realms list|add|...     the realm registry (the one source of truth of realms)
 
 Every setting is also an environment variable ``PEK_<NAME>`` (see ``pek.settings``); a flag
 given here wins over the environment.
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "schema/supergraph.graphql from the code. check: exit 1 if any is out of date.",
     )
     schema.add_argument("action", choices=["export", "check"])
+
+    from pek.hub.registry_cli import add_realms_parser
+
+    add_realms_parser(roles)
     return parser
 
 
@@ -247,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(sdl.rstrip() + "\n")
     elif command == "plan":
         return _plan(args, settings)
+    elif command == "realms":
+        from pek.hub.registry_cli import run_realms_command
+
+        return run_realms_command(args, settings)
     elif command == "schema":
         # The checked-in files do not depend on the environment: default settings.
         return _schema(args.action, Settings())
