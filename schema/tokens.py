@@ -57,6 +57,8 @@ LEEWAY_SECONDS = 30
 MIN_REFRESH_INTERVAL = 10.0
 #: Path of the JWKS on the hub (and, passed through, on the router).
 JWKS_PATH = "/.well-known/jwks.json"
+#: A key directory is re-read at least this often, whatever its modification time says.
+_RESCAN_SECONDS = 5.0
 #: The browser cookie that carries the access token.
 ACCESS_COOKIE = "pek_access"
 
@@ -145,6 +147,7 @@ class KeyDirectory:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
+        self._read_at = 0.0
         self._keys: list[KeyFile] = []
 
     def keys(self) -> list[KeyFile]:
@@ -155,10 +158,14 @@ class KeyDirectory:
         except FileNotFoundError:
             return []
         stamp = (stat.st_mtime_ns, stat.st_ino)
+        now = time.monotonic()
         with self._lock:
-            if stamp != self._stamp:
+            # The modification time may not change between two writes in one clock tick:
+            # re-read at least every few seconds anyway.
+            if stamp != self._stamp or now - self._read_at > _RESCAN_SECONDS:
                 self._keys = self._read()
                 self._stamp = stamp
+                self._read_at = now
             return list(self._keys)
 
     def _read(self) -> list[KeyFile]:
@@ -179,6 +186,8 @@ class KeyDirectory:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(key.to_json(), handle)
         os.replace(temporary, target)
+        with self._lock:
+            self._stamp = None
 
     def active(self, now: float | None = None) -> KeyFile | None:
         """The key that signs now: the newest whose ``use_from`` has passed."""
@@ -210,6 +219,8 @@ class KeyDirectory:
             # ``older`` stopped signing when ``newer`` started.
             if newer.use_from + retain_after_retired < now:
                 (self.path / f"{older.kid}.json").unlink(missing_ok=True)
+                with self._lock:
+                    self._stamp = None
                 log.info("deleted retired signing key %s", older.kid)
         return key
 

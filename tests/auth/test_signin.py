@@ -197,7 +197,7 @@ async def test_callback_without_the_login_transaction_or_with_a_wrong_state_is_r
         evil = await browser.go("GET", f"{stack.origin}/auth/login?return_to=//evil.example/x",
                                 follow=False)
         assert evil.status_code == 302
-        sealed = next(c.value for c in browser.jar if c.name == "pek_auth_tx")
+        sealed = browser.cookie("pek_auth_tx") or ""
         transaction = Transaction.unseal(sealed, stack.settings.secret_key)
         assert transaction is not None and transaction.return_to == "/"
     finally:
