@@ -71,6 +71,8 @@ class RealmInstances:
         if cached is not None and cached[0] == realm.url:
             return cached[1]
         owned = False
+        if not realm.reachable:
+            raise SubgraphUnavailable(realm.id, "the realm registry gives it no usable url")
         if realm.url.startswith(IN_PROCESS_SCHEME):
             target_id = realm.url[len(IN_PROCESS_SCHEME):].strip("/") or realm.id
             try:

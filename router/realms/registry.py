@@ -31,6 +31,8 @@ from pek.schema.ids import REALM_ID_RE
 log = logging.getLogger("pek.router.realms")
 
 IN_PROCESS_SCHEME = "in-process://"
+#: The url schemes a realm instance can be reached with.
+URL_SCHEMES = (IN_PROCESS_SCHEME, "http://", "https://")
 #: Timeout of a realm whose registry entry has none.
 DEFAULT_TIMEOUT_MS = 5000
 
@@ -54,6 +56,11 @@ class RealmInfo:
     @property
     def in_process(self) -> bool:
         return self.url.startswith(IN_PROCESS_SCHEME)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the registry gives this realm a usable url (``""`` when it does not)."""
+        return self.url.startswith(URL_SCHEMES)
 
     @property
     def timeout(self) -> float:
@@ -106,10 +113,10 @@ def _realm(entry: Any) -> RealmInfo:
     realm_id, url = entry.get("id"), entry.get("url")
     if not isinstance(realm_id, str) or not REALM_ID_RE.match(realm_id):
         raise ValueError("bad realm id")
-    if not isinstance(url, str) or not url.startswith(
-        (IN_PROCESS_SCHEME, "http://", "https://")
-    ):
-        raise ValueError("url must be http(s):// or in-process://")
+    if not isinstance(url, str) or not url.startswith(URL_SCHEMES):
+        # Kept, not skipped: a realm the registry lists must still be part of every fan-out,
+        # so that clients get REALM_UNAVAILABLE naming it rather than a silently short answer.
+        url = ""
     timeout_ms = entry.get("timeout_ms")
     if timeout_ms is None:
         timeout_ms = DEFAULT_TIMEOUT_MS
@@ -293,6 +300,12 @@ class RealmRegistry:
             "realm registry v%d: %s", snapshot.version,
             ", ".join(f"{r.id}{'' if r.enabled else ' (disabled)'}" for r in snapshot.realms),
         )
+        for realm in snapshot.realms:
+            if not realm.reachable:
+                log.warning(
+                    "realm registry: realm %r has no usable url; it is unavailable until "
+                    "`pek realms update %s --url ...` gives it one", realm.id, realm.id,
+                )
         for listener in self._listeners:
             listener(snapshot)
         return snapshot
