@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("action", choices=["export", "check"])
 
+    keys = roles.add_parser(
+        "keys",
+        help="manage the hub's token signing keys",
+        description="rotate: create a new signing key; it is published in the JWKS at once and "
+        "signs tokens after one JWKS-cache period, the old key stays published until every token "
+        "it signed has expired (PEK_KEY_DIR).",
+    )
+    keys.add_argument("action", choices=["rotate"])
+
     from pek.hub.registry_cli import add_realms_parser
 
     add_realms_parser(roles)
@@ -252,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(sdl.rstrip() + "\n")
     elif command == "plan":
         return _plan(args, settings)
+    elif command == "keys":
+        from pek.schema.tokens import rotate_keys
+
+        key = rotate_keys(settings)
+        print(f"new signing key {key.kid}, signing from {key.use_from}")
     elif command == "realms":
         from pek.hub.registry_cli import run_realms_command
 

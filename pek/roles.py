@@ -26,6 +26,7 @@ from pek.realm.index import InProcessIndexSink
 from pek.realm.service import RealmSubgraph, hosted_realm_ids
 from pek.router.composition import SubgraphDefinition, compose
 from pek.router.dedup import DeduplicatingGateway
+from pek.router.edge.auth import EdgeAuth
 from pek.router.fetch_dedup import DeduplicatingTransport
 from pek.router.gateway import Gateway
 from pek.router.http import create_app
@@ -114,7 +115,11 @@ def build_dev_app(settings: Settings) -> Starlette:
         await realm.aclose()
         await hub.aclose()
 
-    return create_app(gateway, settings, on_startup=[startup], on_shutdown=[shutdown])
+    # Sign-in: the hub's /auth/* routes and keys, in this process.
+    auth = EdgeAuth.from_settings(settings, hub_app=hub.asgi_app())
+    return create_app(
+        gateway, settings, on_startup=[startup], on_shutdown=[shutdown], auth=auth
+    )
 
 
 def build_subgraph_app(role: str, settings: Settings) -> Starlette:
@@ -171,7 +176,14 @@ def build_router_app(settings: Settings) -> Starlette:
     async def shutdown() -> None:
         await transport.aclose()  # closes the routing layer and the HTTP transport
 
-    return create_app(gateway, settings, on_startup=startup, on_shutdown=[shutdown])
+    # Tokens are checked at the edge against the hub's JWKS (fetched once at start-up), and
+    # /auth/* is passed through to the hub, so browsers see one origin.
+    auth_settings = settings if settings.hub_url or HUB not in urls else settings.replace(
+        hub_url=urls[HUB]
+    )
+    auth = EdgeAuth.from_settings(auth_settings)
+    startup.append(auth.verifier.source.refresh)
+    return create_app(gateway, settings, on_startup=startup, on_shutdown=[shutdown], auth=auth)
 
 
 async def compose_from_services(settings: Settings, wait_seconds: float = 60.0) -> str:
