@@ -1,4 +1,8 @@
-"""Start pek roles as real processes on loopback, for the end-to-end tests."""
+"""Start pek roles as real processes on loopback, for the end-to-end tests.
+
+Also runs one-shot ``pek`` commands (:func:`run_pek`), such as registering a realm in the
+hub's registry the way an operator (or compose's ``realms-init`` job) does it.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +33,7 @@ class PekProcess:
     def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
         self.args = args
         self.log_path = log_path
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PEK_")}
-        full_env.update(env)
+        full_env = _env(env)
         self._log = open(log_path, "wb")  # closed in stop()
         self.process = subprocess.Popen(
             [PEK, *args], env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -53,6 +56,16 @@ class PekProcess:
             time.sleep(0.3)
         raise AssertionError(f"pek {self.args[0]} not healthy after {timeout}s:\n{self.log()}")
 
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash (no shutdown, no goodbye)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, then wait; returns the exit code (SIGKILL if it does not stop)."""
         if self.process.poll() is None:
@@ -64,3 +77,45 @@ class PekProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+def _env(env: Mapping[str, str]) -> dict[str, str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PEK_")}
+    full_env.update(env)
+    return full_env
+
+
+def run_pek(
+    args: list[str], env: Mapping[str, str] | None = None, timeout: float = 120.0
+) -> str:
+    """Run ``pek <args>`` to completion; its standard output (AssertionError on failure)."""
+    result = subprocess.run(
+        [PEK, *args], env=_env(env or {}), capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"`pek {' '.join(args)}` exited {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
+    return result.stdout
+
+
+def register_realm(
+    hub_database_url: str,
+    realm_id: str,
+    url: str,
+    *,
+    name: str | None = None,
+    timeout_ms: int | None = None,
+) -> None:
+    """``pek realms add <realm_id> --name ... --url ...`` against the hub's database."""
+    args = ["realms", "add", realm_id, "--name", name or realm_id, "--url", url]
+    if timeout_ms is not None:
+        args += ["--timeout-ms", str(timeout_ms)]
+    run_pek(args, {"PEK_HUB_DATABASE_URL": hub_database_url, "PEK_LOG_LEVEL": "warning"})
+
+
+def remove_realm(hub_database_url: str, realm_id: str) -> None:
+    """``pek realms remove <realm_id>`` against the hub's database."""
+    run_pek(["realms", "remove", realm_id],
+            {"PEK_HUB_DATABASE_URL": hub_database_url, "PEK_LOG_LEVEL": "warning"})

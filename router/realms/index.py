@@ -16,6 +16,11 @@ An entry is used only while all of these hold:
 
 Whatever is not in the cache, or cannot be read (hub down, Redis down, a user missing from the
 answer), is *unknown*: the caller asks every realm, so a missing index never loses data.
+
+The hub also says which realms have ever completed a full resync (``"realms": {"kir":
+{"synced_at": ...}}``). The index vouches only for those: a realm that never synced (no index
+secret configured, its process not yet started, or just added) is asked for every user, since
+the hub cannot know whom it holds (pass ``candidates`` to :meth:`FederationIndex.realms_for`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ class IndexAnswer:
 
     users: dict[str, tuple[str, ...]]
     version: int
+    #: Realms that completed a full resync (the index vouches for them only); None: the
+    #: source gave no sync states and vouches for every realm.
+    synced: frozenset[str] | None = None
 
 
 def parse_index(document: Mapping[str, Any]) -> IndexAnswer:
@@ -69,7 +77,14 @@ def parse_index(document: Mapping[str, Any]) -> IndexAnswer:
     for user, realms in users.items():
         if isinstance(user, str) and isinstance(realms, list):
             out[user] = tuple(r for r in realms if isinstance(r, str) and REALM_ID_RE.match(r))
-    return IndexAnswer(out, version)
+    states = document.get("realms")
+    synced: frozenset[str] | None = None
+    if isinstance(states, dict):
+        synced = frozenset(
+            realm for realm, state in states.items()
+            if isinstance(realm, str) and isinstance(state, dict) and state.get("synced_at")
+        )
+    return IndexAnswer(out, version, synced)
 
 
 class IndexSource(Protocol):
@@ -122,9 +137,14 @@ class InProcessIndexSource:
         return None
 
 
+#: What the index says of one user: their realms, and the realms it vouches for (None: all).
+_Known = tuple[tuple[str, ...], frozenset[str] | None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     realms: tuple[str, ...]
+    synced: frozenset[str] | None
     version: int
     generation: int
     expires: float
@@ -159,26 +179,41 @@ class FederationIndex:
             await self._redis.aclose()
         await self.source.aclose()
 
-    async def realms_for(self, user_ids: Sequence[str]) -> dict[str, tuple[str, ...] | None]:
-        """Realms of each user; ``None`` where the index does not know (ask every realm)."""
+    async def realms_for(
+        self, user_ids: Sequence[str], candidates: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, ...] | None]:
+        """Realms of each user; ``None`` where the index does not know (ask every realm).
+
+        With ``candidates`` (the enabled realms, in order), each answer is the candidates to
+        ask: those the index names for the user, plus those it cannot vouch for (never
+        synced), in the order of ``candidates``."""
         wanted = list(dict.fromkeys(user_ids))
+        known: dict[str, _Known] = {}
+        if wanted:
+            cached, generation = await self._cached(wanted)
+            known.update(cached)
+            missing = [u for u in wanted if u not in cached]
+            for start in range(0, len(missing), MAX_USERS_PER_REQUEST):
+                batch = missing[start : start + MAX_USERS_PER_REQUEST]
+                try:
+                    answer = await self.source.lookup(batch)
+                except Exception as exc:
+                    log.warning("federation index: lookup failed (%s: %s); asking every realm",
+                                type(exc).__name__, exc)
+                    continue
+                found = {u: (answer.users[u], answer.synced) for u in batch
+                         if u in answer.users}
+                known.update(found)
+                await self._store(found, answer.version, generation)
         result: dict[str, tuple[str, ...] | None] = dict.fromkeys(wanted)
-        if not wanted:
-            return result
-        cached, generation = await self._cached(wanted)
-        result.update(cached)
-        missing = [u for u in wanted if u not in cached]
-        for start in range(0, len(missing), MAX_USERS_PER_REQUEST):
-            batch = missing[start : start + MAX_USERS_PER_REQUEST]
-            try:
-                answer = await self.source.lookup(batch)
-            except Exception as exc:
-                log.warning("federation index: lookup failed (%s: %s); asking every realm",
-                            type(exc).__name__, exc)
-                continue
-            found = {u: answer.users[u] for u in batch if u in answer.users}
-            result.update(found)
-            await self._store(found, answer.version, generation)
+        for user, (realms, synced) in known.items():
+            if candidates is None:
+                result[user] = realms
+            else:
+                result[user] = tuple(
+                    realm for realm in candidates
+                    if realm in realms or (synced is not None and realm not in synced)
+                )
         return result
 
     async def invalidate(self) -> None:
@@ -201,7 +236,7 @@ class FederationIndex:
         log.warning("federation index: Redis unavailable (%s); not caching", exc)
         self._redis_broken_until = time.monotonic() + 5.0
 
-    async def _cached(self, users: list[str]) -> tuple[dict[str, tuple[str, ...]], int]:
+    async def _cached(self, users: list[str]) -> tuple[dict[str, _Known], int]:
         """Valid cached entries, and the generation to stamp on what is fetched now (read
         before the fetch, so an invalidation during the fetch is not lost)."""
         if self._redis is None:
@@ -217,21 +252,23 @@ class FederationIndex:
             return {}, -1
         version = max(self._version, _int(raw[0], -1))
         generation = _int(raw[1], 0)
-        out: dict[str, tuple[str, ...]] = {}
+        out: dict[str, _Known] = {}
         for user, value in zip(users, raw[2:], strict=True):
             if value is None:
                 continue
             try:
                 entry = orjson.loads(value)
                 if entry["version"] >= version and entry["generation"] == generation:
-                    out[user] = tuple(entry["realms"])
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+                    synced = entry.get("synced")
+                    out[user] = (tuple(entry["realms"]),
+                                 None if synced is None else frozenset(synced))
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 continue
         return out, generation
 
-    def _memory_get(self, users: list[str]) -> dict[str, tuple[str, ...]]:
+    def _memory_get(self, users: list[str]) -> dict[str, _Known]:
         now = time.monotonic()
-        out: dict[str, tuple[str, ...]] = {}
+        out: dict[str, _Known] = {}
         for user in users:
             entry = self._memory.get(user)
             if entry is None:
@@ -243,19 +280,19 @@ class FederationIndex:
             ):
                 del self._memory[user]
                 continue
-            out[user] = entry.realms
+            out[user] = (entry.realms, entry.synced)
         return out
 
     async def _store(
-        self, found: Mapping[str, tuple[str, ...]], version: int, generation: int
+        self, found: Mapping[str, _Known], version: int, generation: int
     ) -> None:
         self._version = max(self._version, version)
         if self.ttl_seconds <= 0 or generation < 0:
             return
         if self._redis is None:
             expires = time.monotonic() + self.ttl_seconds
-            for user, realms in found.items():
-                self._memory[user] = _Entry(realms, version, generation, expires)
+            for user, (realms, synced) in found.items():
+                self._memory[user] = _Entry(realms, synced, version, generation, expires)
                 self._memory.move_to_end(user)
             while len(self._memory) > _MEMORY_ENTRIES:
                 self._memory.popitem(last=False)
@@ -266,10 +303,13 @@ class FederationIndex:
             pipe = self._redis.pipeline(transaction=False)
             pipe.eval(_RAISE_VERSION, 1, VERSION_KEY, str(version))
             ttl_ms = max(1, int(self.ttl_seconds * 1000))
-            for user, realms in found.items():
-                value = orjson.dumps(
-                    {"realms": list(realms), "version": version, "generation": generation}
-                )
+            for user, (realms, synced) in found.items():
+                value = orjson.dumps({
+                    "realms": list(realms),
+                    "synced": None if synced is None else sorted(synced),
+                    "version": version,
+                    "generation": generation,
+                })
                 pipe.set(_USER_KEY + user, value, px=ttl_ms)
             await pipe.execute()
         except Exception as exc:

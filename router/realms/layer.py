@@ -462,12 +462,15 @@ class _Routed:
                     plan.targets[i] = [realm_id]
         if by_index_user:
             assert self.layer.index is not None
-            known = await self.layer.index.realms_for(list(by_index_user.values()))
+            known = await self.layer.index.realms_for(
+                list(by_index_user.values()), [r.id for r in enabled]
+            )
             for i, user in by_index_user.items():
                 realms = known.get(user)
                 if realms is None:  # not in the index (or it failed): ask every realm
                     plan.targets[i] = [r.id for r in enabled]
                     continue
+                # the index's realms of the user, and the realms it cannot vouch for
                 chosen = [r.id for r in enabled if r.id in realms]
                 if chosen:
                     plan.targets[i] = chosen
