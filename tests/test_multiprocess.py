@@ -2,6 +2,13 @@
 
 Starts ``pek hub``, ``pek realm`` and ``pek router`` as real processes on loopback (and ``pek dev``
 beside them) and checks that the cross-subgraph queries give the same answers through both.
+
+The federated side has one realm, ``hub``, registered in the hub's registry with
+``pek realms add`` (its URL is known only once the realm process runs: the operator's step).
+``pek dev`` hosts three demo realms by default; here it runs with ``PEK_REALM_IDS=hub`` so that
+both deployments hold the very same graph (one realm, the same demo data) and every answer,
+``realms`` included, can be compared whole. The many-realm topology is
+``tests/test_realms_multiprocess.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_database, drop_database
-from tests.processes import PekProcess, free_port
+from tests.processes import PekProcess, free_port, register_realm
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +94,9 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         )
         started.append(realm)
         realm.wait_healthy(f"http://127.0.0.1:{ports['realm']}/health")
+        # The hub's demo registered realm `hub` without a URL; the operator gives it one.
+        register_realm(pg + hub_db, "hub",
+                       f"http://127.0.0.1:{ports['realm']}/realms/hub/graphql", name="Hub")
         router = PekProcess(
             ["router", "--port", str(ports["router"]),
              "--hub-url", f"http://127.0.0.1:{ports['hub']}/graphql",
@@ -99,7 +109,7 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         dev = PekProcess(
             ["dev", "--port", str(ports["dev"]),
              "--database-url", f"sqlite+aiosqlite:///{Path(logs) / 'dev.sqlite3'}"],
-            {"PEK_LOG_LEVEL": "warning"},
+            {"PEK_LOG_LEVEL": "warning", "PEK_REALM_IDS": "hub"},
             logs / "dev.log",
         )
         started.append(dev)
