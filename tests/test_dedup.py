@@ -4,17 +4,12 @@ subgraphs (in-process), with a gate in front of the subgraphs so concurrent requ
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "router"))
-
-from subgraphs import MUTATION_LOG, SCHEMAS, RecordingSubgraph, supergraph_sdl
 
 from pek.router.dedup import DeduplicatingGateway, operation_type
 from pek.router.fetch_dedup import DeduplicatingTransport, is_query_text
@@ -26,6 +21,8 @@ from pek.router.transport import (
     SubgraphUnavailable,
 )
 from pek.settings import Settings
+from tests.edge.conftest import local_edge_auth, signer_for
+from tests.router.subgraphs import MUTATION_LOG, SCHEMAS, RecordingSubgraph, supergraph_sdl
 
 QUERY = "{ users { id username reviews { body product { name price inStock } } } }"
 N = 8
@@ -418,24 +415,29 @@ def test_is_query_text() -> None:
 
 
 async def test_http_edge_shares_per_viewer(
-    supergraph: str, subgraphs: dict[str, GatedSubgraph], gate: asyncio.Event
+    supergraph: str, subgraphs: dict[str, GatedSubgraph], gate: asyncio.Event, tmp_path: Path
 ) -> None:
     gateway, _ = make(supergraph, subgraphs)
-    app = create_app(gateway, Settings())
+    settings = Settings()
+    keys = tmp_path / "keys"
+    app = create_app(gateway, settings, auth=local_edge_auth(settings, keys))
+    signer = signer_for(settings, keys)
+    tokens = {who: signer.mint(local_id)[0] for who, local_id in (("alice", 1), ("bob", 2))}
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     async with client:
         calls = [
             client.post(
                 "/graphql",
                 json={"query": "{ me { name } }"},
-                headers={"authorization": f"Bearer {who}"},
+                headers={"authorization": f"Bearer {tokens[who]}"},
             )
             for who in ("alice", "alice", "bob", "alice")
         ]
         responses = await run_together(gate, calls)
     assert [r.status_code for r in responses] == [200] * 4
     assert all(r.json() == {"data": {"me": {"name": "Ada Lovelace"}}} for r in responses)
-    assert len(subgraphs["accounts"].requests) == 2
+    seen = {r.headers.get("authorization") for r in subgraphs["accounts"].requests}
+    assert seen == {f"Bearer {tokens['alice']}", f"Bearer {tokens['bob']}"}
     assert (gateway.stats.executions, gateway.stats.shared) == (2, 2)
 
 
