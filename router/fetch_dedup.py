@@ -7,8 +7,8 @@ own. Mutations always go out on their own.
 
 The executor merges subgraph answers into its own data tree and changes them afterwards, so
 waiters of a shared fetch must not hold the same objects: when a fetch was shared, every waiter
-gets its own copy (decoded from the answer's JSON encoding, made once). A fetch nobody joined is
-handed over as it is, at no extra cost.
+but one gets its own copy (decoded from the answer's JSON encoding, made once). A fetch nobody
+joined is handed over as it is, at no extra cost.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ class FetchDedupStats:
 class _Flight:
     task: asyncio.Future[JSON]
     waiters: int = 0
-    joined: int = 0
     encoded: bytes | None = None
 
 
@@ -110,7 +109,6 @@ class DeduplicatingTransport:
         else:
             self.stats.shared += 1
         flight.waiters += 1
-        flight.joined += 1
         try:
             payload = await asyncio.shield(flight.task)
         except asyncio.CancelledError:
@@ -123,10 +121,15 @@ class DeduplicatingTransport:
             raise SubgraphUnavailable(exc.subgraph, exc.reason) from None
         finally:
             flight.waiters -= 1
-        if flight.joined == 1:
-            return payload
+        # Waiters resume one after another once the fetch is done; the last one to resume may
+        # keep the original tree, because every earlier one decoded its own copy from the
+        # encoding made before anybody could change that tree.
+        if flight.waiters == 0 and flight.encoded is None:
+            return payload  # nobody else wanted it
         if flight.encoded is None:
             flight.encoded = orjson.dumps(payload)
+        if flight.waiters == 0:
+            return payload
         copy: JSON = orjson.loads(flight.encoded)
         return copy
 
