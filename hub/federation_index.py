@@ -82,6 +82,7 @@ async def apply_message(session: AsyncSession, message: IndexMessage, now: dt.da
                 existing[user_id].updated_at = now
             else:
                 session.add(E(user_id=user_id, realm_id=message.realm, updated_at=now))
+    await _apply_groups(session, message, added, gone)
     if state is None:
         state = models.IndexRealmState(realm_id=message.realm, sequence=0, updated_at=now)
         session.add(state)
@@ -92,6 +93,29 @@ async def apply_message(session: AsyncSession, message: IndexMessage, now: dt.da
     await session.flush()
     await bump_version(session, INDEX_VERSION)
     return True
+
+
+async def _apply_groups(
+    session: AsyncSession, message: IndexMessage, present: set[int], gone: set[int]
+) -> None:
+    """Keep ``hub_index_groups`` in step: a removed user has no groups left in the realm; a
+    present user's published groups replace what the hub had (unless none are published)."""
+    G = models.IndexGroupEntry
+    realm = message.realm
+    if message.groups is None:
+        if gone:
+            await session.execute(delete(G).where(G.realm_id == realm, G.user_id.in_(gone)))
+        return
+    published = message.group_map()
+    if message.full:
+        await session.execute(delete(G).where(G.realm_id == realm))
+    else:
+        touched = gone | set(published)
+        if touched:
+            await session.execute(delete(G).where(G.realm_id == realm, G.user_id.in_(touched)))
+    for user_id, group_ids in published.items():
+        if user_id in present:
+            session.add_all(G(user_id=user_id, realm_id=realm, group_id=g) for g in group_ids)
 
 
 async def read_index(session: AsyncSession, user_gids: Sequence[str]) -> dict[str, Any]:

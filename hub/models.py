@@ -17,9 +17,11 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     func,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -94,6 +96,8 @@ class User(Base):
     student_status: Mapped[StudentStatus] = mapped_column(
         _enum(StudentStatus, "student_status"), default=StudentStatus.UNKNOWN
     )
+    #: A top-level admin: every action in every realm, and the only one who grants policies.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -227,3 +231,57 @@ class RefreshToken(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     #: Set when the token was exchanged for a new one, or revoked by sign-out.
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PolicyStatement(Base):
+    """A policy statement (:class:`pek.schema.policies.Statement`) with its grant record.
+
+    Revoking keeps the row (``revoked_at``/``revoked_by``): the audit trail is never lost.
+    """
+
+    __tablename__ = "hub_policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: Space-separated :class:`pek.schema.policies.Action` values.
+    actions: Mapped[str] = mapped_column(String(500))
+    grantee: Mapped[str] = mapped_column(String(32))
+    grantee_user_id: Mapped[int | None] = mapped_column(Integer)
+    grantee_role: Mapped[str | None] = mapped_column(String(32))
+    #: None: every realm.
+    realm_id: Mapped[str | None] = mapped_column(String(63), index=True)
+    group_id: Mapped[int | None] = mapped_column(Integer)
+    subtree: Mapped[bool] = mapped_column(Boolean, default=False)
+    target_user_id: Mapped[int | None] = mapped_column(Integer)
+    #: Who granted it (None: the system's defaults).
+    granted_by: Mapped[int | None] = mapped_column(Integer)
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[int | None] = mapped_column(Integer)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PolicyEvent(Base):
+    """The audit trail: every grant and revocation, who did it and when."""
+
+    __tablename__ = "hub_policy_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    policy_id: Mapped[int] = mapped_column(Integer, index=True)
+    #: GRANT or REVOKE.
+    kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: The statement as JSON at that moment, and the reason given (if any).
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class IndexGroupEntry(Base):
+    """User ``user_id`` is an active member of group ``group_id`` of realm ``realm_id``:
+    published by the realms with the federation index, so that the hub can decide
+    "members of a shared group" profile statements without asking the realms."""
+
+    __tablename__ = "hub_index_groups"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    group_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)

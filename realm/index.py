@@ -142,8 +142,11 @@ async def next_message(session: AsyncSession, realm_id: str) -> tuple[IndexMessa
     M = models.Membership
     if any(row.full for row in rows):
         # A snapshot taken now covers every earlier change too.
-        members = await session.scalars(select(M.user_id).distinct())
-        return IndexMessage(realm_id, last, full=True, user_ids=_user_gids(members)), last
+        members = list(await session.scalars(select(M.user_id).distinct()))
+        return IndexMessage(
+            realm_id, last, full=True, user_ids=_user_gids(members),
+            groups=await _active_groups(session, None),
+        ), last
     touched = {row.user_id for row in rows if row.user_id is not None}
     present = set(await session.scalars(select(M.user_id).where(M.user_id.in_(touched)).distinct()))
     message = IndexMessage(
@@ -151,8 +154,24 @@ async def next_message(session: AsyncSession, realm_id: str) -> tuple[IndexMessa
         last,
         user_ids_added=_user_gids(present),
         user_ids_removed=_user_gids(touched - present),
+        groups=await _active_groups(session, present),
     )
     return message, last
+
+
+async def _active_groups(
+    session: AsyncSession, user_ids: set[int] | None
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Each user's active groups (of ``user_ids``, or of everyone), published with the index
+    so that the hub can decide "members of a shared group" profile policies."""
+    M = models.Membership
+    statement = select(M.user_id, M.group_id).where(M.status == models.MembershipStatus.ACTIVE)
+    if user_ids is not None:
+        statement = statement.where(M.user_id.in_(user_ids))
+    found: dict[int, list[int]] = {u: [] for u in user_ids or ()}
+    for user_id, group_id in await session.execute(statement.order_by(M.user_id, M.group_id)):
+        found.setdefault(user_id, []).append(group_id)
+    return tuple((ids.encode("User", u), tuple(g)) for u, g in sorted(found.items()))
 
 
 async def pending_count(sessions: async_sessionmaker[AsyncSession]) -> int:

@@ -49,17 +49,37 @@ class IndexMessage:
     user_ids: tuple[str, ...] = ()
     user_ids_added: tuple[str, ...] = ()
     user_ids_removed: tuple[str, ...] = ()
+    #: The groups (realm-local ids) each user of ``user_ids`` / ``user_ids_added`` is an
+    #: active member of, now; None: the sender does not publish groups (the hub then keeps
+    #: what it had). The hub decides "members of a shared group" profile policies on them.
+    groups: tuple[tuple[str, tuple[int, ...]], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any]
         if self.full:
-            return {"realm": self.realm, "sequence": self.sequence, "full": True,
+            body = {"realm": self.realm, "sequence": self.sequence, "full": True,
                     "user_ids": list(self.user_ids)}
-        return {
-            "realm": self.realm,
-            "sequence": self.sequence,
-            "user_ids_added": list(self.user_ids_added),
-            "user_ids_removed": list(self.user_ids_removed),
-        }
+        else:
+            body = {
+                "realm": self.realm,
+                "sequence": self.sequence,
+                "user_ids_added": list(self.user_ids_added),
+                "user_ids_removed": list(self.user_ids_removed),
+            }
+        if self.groups is not None:
+            body["groups"] = {user: list(group_ids) for user, group_ids in self.groups}
+        return body
+
+    def group_map(self) -> dict[int, set[int]]:
+        """Hub-local user id -> active group ids (empty when no groups are published)."""
+        found: dict[int, set[int]] = {}
+        for user, group_ids in self.groups or ():
+            try:
+                local = ids.decode(user, expected_type="User").local_id
+            except ids.InvalidGlobalId:
+                raise BadIndexMessage("`groups` has a key that is not a User ID") from None
+            found[local] = set(group_ids)
+        return found
 
     @classmethod
     def from_json(cls, body: Any) -> IndexMessage:
@@ -73,14 +93,16 @@ class IndexMessage:
             raise BadIndexMessage("`sequence` must be a non-negative integer")
         if not isinstance(full, bool):
             raise BadIndexMessage("`full` must be a boolean")
+        groups = _groups(body)
         if full:
-            return cls(realm, sequence, True, user_ids=_user_ids(body, "user_ids"))
+            return cls(realm, sequence, True, user_ids=_user_ids(body, "user_ids"), groups=groups)
         return cls(
             realm,
             sequence,
             False,
             user_ids_added=_user_ids(body, "user_ids_added"),
             user_ids_removed=_user_ids(body, "user_ids_removed"),
+            groups=groups,
         )
 
     def local_user_ids(self, name: str) -> list[int]:
@@ -99,6 +121,22 @@ def _user_ids(body: Mapping[str, Any], name: str) -> tuple[str, ...]:
     if len(value) > MAX_USERS_PER_MESSAGE:
         raise BadIndexMessage(f"`{name}` has more than {MAX_USERS_PER_MESSAGE} IDs")
     return tuple(value)
+
+
+def _groups(body: Mapping[str, Any]) -> tuple[tuple[str, tuple[int, ...]], ...] | None:
+    value = body.get("groups")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_USERS_PER_MESSAGE:
+        raise BadIndexMessage("`groups` must map User IDs to lists of group ids")
+    result: list[tuple[str, tuple[int, ...]]] = []
+    for user, group_ids in value.items():
+        if not isinstance(group_ids, list) or not all(
+            isinstance(g, int) and not isinstance(g, bool) for g in group_ids
+        ):
+            raise BadIndexMessage("`groups` must map User IDs to lists of group ids")
+        result.append((user, tuple(group_ids)))
+    return tuple(result)
 
 
 @dataclass(frozen=True)
