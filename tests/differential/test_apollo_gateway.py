@@ -1,13 +1,19 @@
 """Differential test: our router against Apollo Gateway 2.14, both in front of the same subgraphs.
 
 Once per module, ``pek hub`` and ``pek realm`` start as real processes on PostgreSQL with demo
-data, unchanged (dev mode, so the ``x-pek-dev-user`` viewer header is honoured and the
-viewer-only fields can be compared). In front of them run:
+data, unchanged (dev mode, so the hub mints a real token for the viewer at ``/auth/dev/token``;
+every gateway forwards that bearer token and the subgraphs verify it, so the viewer-only fields
+can be compared). In front of them run:
 
 * ``apollo``: Apollo Gateway 2.14 + Apollo Server 5 (``node/gateway.mjs``), which composes the
   supergraph itself with ``@apollo/composition`` from the subgraphs' ``_service { sdl }``;
 * ``router``: ``pek router``, composing the supergraph with our own composition;
 * ``router-apollo-supergraph``: ``pek router --supergraph`` loading the supergraph Apollo composed.
+
+The realm process serves one realm, ``hub``, at ``/realms/hub/graphql``: that endpoint is "the
+realm subgraph" for Apollo Gateway, and the same URL is registered in the hub's realm registry
+(``pek realms add``), where our routers' realm-routing layer finds it. So both gateways reach
+the very same realm endpoint, ours through its realm routing.
 
 Every operation goes to all three and the answers must be equal: the HTTP status, ``data``
 exactly, and ``errors`` (messages, paths, locations, extensions). Requests ask for
@@ -26,8 +32,17 @@ Legitimate differences, and the only normalisation done (see :func:`normalise`):
    to one canonical wording by the explicit rules of ``_WORDING`` (nothing else is touched: the
    rules match whole messages). Locations, ``extensions.code`` and status are still compared.
 
+3. Cursors of realm connections: our router merges realm instances (realm routing), so its
+   cursors are composite (base64url JSON of each realm's own cursor, ``{"hub": "<cursor>"}``).
+   With the one realm here, such a cursor is rewritten to the realm's own cursor before
+   comparing (so positions are still compared exactly), and a realm cursor sent to our routers
+   is wrapped the same way (:func:`ours_cursor`).
+4. ``extensions.realm`` on errors from the realm subgraph: our routing layer names the realm
+   an error comes from (a merged answer needs it); Apollo knows no realms. It is dropped from
+   errors whose ``serviceName`` is ``realm``; everything else in ``extensions`` is compared.
+
 Errors raised during execution (with a ``path``, from a subgraph or from null propagation) are
-compared verbatim, extensions included.
+compared verbatim, extensions included (but for 4.).
 
 Needs Node 20 and ``npm ci --prefix tests/differential/node``; without them the test fails.
 """
@@ -48,8 +63,10 @@ from typing import Any
 import httpx
 import pytest
 
+from pek.router.realms.merge import InvalidCursor, decode_cursor, encode_cursor
+from pek.schema import ids
 from tests.conftest import create_database, drop_database
-from tests.processes import PekProcess, free_port
+from tests.processes import PekProcess, free_port, register_realm
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +79,11 @@ INSTALL_HINT = (
 NODE_PACKAGES = ("@apollo/gateway", "@apollo/server", "@apollo/composition", "graphql")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 #: A demo user who leads groups: with this viewer, scoreboards and full profiles are visible.
-VIEWER = "1"
+VIEWER = ids.encode("User", 1)
+#: The realm the realm process hosts (its default), "the realm subgraph" for Apollo.
+REALM = "hub"
+#: Bearer tokens of viewers, minted by the hub once it runs (viewer User id -> token).
+_TOKENS: dict[str, str] = {}
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
 
 JSON = dict[str, Any]
@@ -131,7 +152,8 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     realm_db = asyncio.run(create_database("pek_diff_realm"))
     ports = {name: free_port() for name in ("hub", "realm", "apollo", "router", "router2")}
     hub_url = f"http://127.0.0.1:{ports['hub']}/graphql"
-    realm_url = f"http://127.0.0.1:{ports['realm']}/graphql"
+    # the one realm this process hosts (its default), at its own endpoint
+    realm_url = f"http://127.0.0.1:{ports['realm']}/realms/{REALM}/graphql"
     common = {"PEK_DEV": "true", "PEK_LOG_LEVEL": "warning"}
     supergraph_file = logs / "apollo-supergraph.graphql"
     pek: list[PekProcess] = []
@@ -139,18 +161,24 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     try:
         hub = PekProcess(
             ["hub", "--port", str(ports["hub"])],
-            {**common, "PEK_DEMO_DATA": "true", "PEK_HUB_DATABASE_URL": PG + hub_db},
+            {**common, "PEK_DEMO_DATA": "true", "PEK_HUB_DATABASE_URL": PG + hub_db,
+             "PEK_KEY_DIR": str(logs / "keys"), "PEK_ACCESS_TOKEN_SECONDS": "7200"},
             logs / "hub.log",
         )
         pek.append(hub)
         hub.wait_healthy(f"http://127.0.0.1:{ports['hub']}/health")
+        _TOKENS[VIEWER] = _dev_token(f"http://127.0.0.1:{ports['hub']}", VIEWER)
         realm = PekProcess(
             ["realm", "--port", str(ports["realm"])],
-            {**common, "PEK_DEMO_DATA": "true", "PEK_REALM_DATABASE_URL": PG + realm_db},
+            # the hub's URL: where the realm finds the JWKS to verify viewers' tokens
+            {**common, "PEK_DEMO_DATA": "true", "PEK_REALM_DATABASE_URL": PG + realm_db,
+             "PEK_HUB_URL": hub_url},
             logs / "realm.log",
         )
         pek.append(realm)
         realm.wait_healthy(f"http://127.0.0.1:{ports['realm']}/health")
+        # The hub's demo registered realm `hub` without a URL: the operator's step gives it one.
+        register_realm(PG + hub_db, REALM, realm_url, name="Hub")
         gateway = NodeGateway(
             node,
             ["--port", str(ports["apollo"]), "--subgraph", f"hub={hub_url}",
@@ -200,7 +228,7 @@ def post(url: str, query: str, variables: JSON | None = None, viewer: str | None
         payload["operationName"] = operation_name
     headers = {"accept": GRAPHQL_RESPONSE}
     if viewer is not None:
-        headers["x-pek-dev-user"] = viewer
+        headers["authorization"] = f"Bearer {_TOKENS[viewer]}"
     response = httpx.post(url, json=payload, headers=headers, timeout=30)
     try:
         body = response.json()
@@ -212,7 +240,41 @@ def post(url: str, query: str, variables: JSON | None = None, viewer: str | None
     return Answer(response.status_code, body)
 
 
+def _dev_token(hub_base: str, user: str) -> str:
+    """A real hub token for ``user`` (the hub runs in dev mode)."""
+    response = httpx.post(f"{hub_base}/auth/dev/token", json={"user": user}, timeout=30)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
 # --- Normalisation (only the documented legitimate differences) ----------------------------
+
+_CURSOR_KEYS = frozenset({"cursor", "startCursor", "endCursor"})
+
+
+def ours_cursor(realm_cursor: str | None) -> str | None:
+    """The cursor our routers give for the realm's own cursor ``realm_cursor`` (see 3.)."""
+    return None if realm_cursor is None else encode_cursor({REALM: realm_cursor})
+
+
+def _realm_cursors(value: Any) -> Any:
+    """``value`` with composite one-realm cursors replaced by the realm's own cursor."""
+    if isinstance(value, list):
+        return [_realm_cursors(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key in _CURSOR_KEYS and isinstance(item, str):
+            try:
+                positions = decode_cursor(item)
+            except InvalidCursor:
+                positions = {}
+            if list(positions) == [REALM]:
+                item = positions[REALM]
+        out[key] = _realm_cursors(item)
+    return out
 
 # (pattern, replacement) on whole messages of request errors. Each pair rewrites one
 # graphql-js 16 (Apollo) or graphql-core 3.3 (our router) wording to a shared canonical one.
@@ -242,6 +304,8 @@ def _canonical_request_message(message: str) -> str:
 def normalise(body: JSON) -> JSON:
     """Sort ``errors``; canonicalise the wording of request errors (those without a path)."""
     result = dict(body)
+    if "data" in result:
+        result["data"] = _realm_cursors(result["data"])
     errors = body.get("errors")
     if isinstance(errors, list):
         normalised = []
@@ -249,6 +313,9 @@ def normalise(body: JSON) -> JSON:
             error = dict(error)
             if "path" not in error and isinstance(error.get("message"), str):
                 error["message"] = _canonical_request_message(error["message"])
+            extensions = error.get("extensions")
+            if isinstance(extensions, dict) and extensions.get("serviceName") == "realm":
+                error["extensions"] = {k: v for k, v in extensions.items() if k != "realm"}
             normalised.append(error)
         result["errors"] = sorted(normalised, key=lambda e: json.dumps(e, sort_keys=True))
     return result
@@ -267,6 +334,9 @@ class Case:
     #: What the reference (Apollo) must answer, so that equal failures cannot pass unnoticed.
     expect: str = "data"  # "data", "partial" (data and errors), "request-error", "null-data"
     error_codes: tuple[str, ...] = field(default=())
+    #: Variables holding a cursor of a realm connection (the realm's own cursor): our routers
+    #: get it as their composite cursor (see 3. in the module doc).
+    realm_cursors: tuple[str, ...] = field(default=())
 
 
 CASES: dict[str, Case] = {
@@ -274,7 +344,7 @@ CASES: dict[str, Case] = {
       { users(first: 4) { totalCount
           edges { cursor node { id username firstName lastName nickname name avatarUrl } }
           pageInfo { hasNextPage hasPreviousPage startCursor endCursor } }
-        realms { id name description url } }"""),
+        realms { id name description } }"""),
     "realm_root_fields": Case("""
       { groups(first: 5) { totalCount
           edges { cursor node { id name description purpose foundedAt webpage mailingList
@@ -307,7 +377,8 @@ CASES: dict[str, Case] = {
         groups(first: $first, after: $after, search: $search) {
           totalCount edges { cursor node { name } }
           pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }""",
-        variables={"first": 3, "after": "b2Zmc2V0OjE", "search": "kör"}),
+        variables={"first": 3, "after": "b2Zmc2V0OjE", "search": "kör"},
+        realm_cursors=("after",)),
     "aliases": Case("""
       { circles: groups(first: 2, purpose: CIRCLE) { n: totalCount e: edges { g: node {
             title: name kind: purpose up: parent { title: name } } } }
@@ -483,6 +554,9 @@ def test_same_answer_as_apollo_gateway(
     variables = _resolve(case.variables, demo_ids)
     reference = post(endpoints["apollo"], case.query, variables, case.viewer, case.operation_name)
     _check_reference(name, case, reference)
+    if variables is not None and case.realm_cursors:
+        variables = {k: ours_cursor(v) if k in case.realm_cursors else v
+                     for k, v in variables.items()}
     ours = post(endpoints[target], case.query, variables, case.viewer, case.operation_name)
     assert ours.status == reference.status, (
         f"HTTP status: {target} {ours.status}, Apollo {reference.status}\n"
@@ -493,19 +567,23 @@ def test_same_answer_as_apollo_gateway(
 
 @pytest.mark.parametrize("target", ["router", "router-apollo-supergraph"])
 def test_walking_every_page_gives_the_same_pages(endpoints: dict[str, str], target: str) -> None:
-    """Follow ``endCursor`` through every page of groups and users; each page must be equal."""
+    """Follow ``endCursor`` through every page of groups and users; each page must be equal.
+
+    Both connections move by the same offset (``users`` is the hub's, ``groups`` the realm's:
+    our routers get the latter as their composite cursor)."""
     query = """
-      query Walk($first: Int!, $after: String) {
+      query Walk($first: Int!, $after: String, $usersAfter: String) {
         groups(first: $first, after: $after) { totalCount edges { cursor node { id name } }
           pageInfo { hasNextPage endCursor } }
-        users(first: $first, after: $after) { edges { node { id } } pageInfo { hasNextPage } } }"""
+        users(first: $first, after: $usersAfter) { edges { node { id } }
+          pageInfo { hasNextPage } } }"""
     after: str | None = None
     seen: list[str] = []
     total = None
     for _ in range(100):
-        variables = {"first": 7, "after": after}
+        variables = {"first": 7, "after": after, "usersAfter": after}
         reference = post(endpoints["apollo"], query, variables)
-        ours = post(endpoints[target], query, variables)
+        ours = post(endpoints[target], query, {**variables, "after": ours_cursor(after)})
         assert "errors" not in reference.body, reference.body
         assert normalise(ours.body) == normalise(reference.body), f"page after {after!r}"
         groups = reference.body["data"]["groups"]
