@@ -179,6 +179,8 @@ async def seed_hub(
     if existing:
         return False
     users = demo_users(user_count)
+    # The last demo user is the top-level admin (manages policies, creates top-level groups).
+    users[-1].is_admin = True
     session.add_all(users)
     await session.flush()
     session.add_all(demo_privacy(users))

@@ -63,16 +63,41 @@ class ExternalAccountsByUser(_Loader[int, list[models.ExternalAccount]]):
         return [found.get(key, []) for key in keys]
 
 
+class SharesGroupWithViewer(_Loader[int, bool]):
+    """Whether a user shares an active group with the viewer where a "members of a shared
+    group" statement grants viewFullProfile (on the groups the realms publish)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], viewer_id: int | None) -> None:
+        super().__init__(sessions)
+        self.viewer_id = viewer_id
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[bool]:
+        from pek.hub import policies  # policies builds on these models
+
+        if self.viewer_id is None:
+            return [False for _ in keys]
+        async with self.sessions() as session:
+            statements = [policies.to_statement(r) for r in await policies.live_statements(session)]
+            found = await policies.shared_group_realms(
+                session, self.viewer_id, keys, statements
+            )
+        return [key in found for key in keys]
+
+
 @dataclass
 class HubLoaders:
     user: UserById
     privacy: PrivacyByUser
     external_accounts: ExternalAccountsByUser
+    shares_group: SharesGroupWithViewer
 
     @classmethod
-    def create(cls, sessions: async_sessionmaker[AsyncSession]) -> HubLoaders:
+    def create(
+        cls, sessions: async_sessionmaker[AsyncSession], viewer_id: int | None = None
+    ) -> HubLoaders:
         return cls(
             user=UserById(sessions),
             privacy=PrivacyByUser(sessions),
             external_accounts=ExternalAccountsByUser(sessions),
+            shares_group=SharesGroupWithViewer(sessions, viewer_id),
         )

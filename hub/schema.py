@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info
 
 from pek.hub import models
+from pek.hub import policies as hub_policies
 from pek.hub.loaders import HubLoaders
 from pek.schema import ids
 from pek.schema.context import ClientError, RequestContext, decode_id
 from pek.schema.database import contains_words
 from pek.schema.node import Node
 from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
+from pek.schema.policies import Action, GranteeKind, PolicySet
 from pek.schema.subgraph import SubgraphSchema
 
 # Registering the model enums makes them GraphQL enums with the same values.
@@ -35,6 +37,36 @@ MAX_SEARCH_LENGTH = 200
 class HubContext(RequestContext):
     sessions: async_sessionmaker[AsyncSession] | None = None
     loaders: HubLoaders | None = None
+    _policies: PolicySet | None = None
+
+    async def policies(self) -> PolicySet:
+        """Every live statement and the admins, read once per request."""
+        if self._policies is None:
+            async with self.db()() as session:
+                rows = await hub_policies.live_statements(session)
+                self._policies = PolicySet(
+                    version=0,
+                    statements=tuple(hub_policies.to_statement(r) for r in rows),
+                    admins=await hub_policies.admin_ids(session),
+                )
+        return self._policies
+
+    async def profile_grant(self, action: Action, user_id: int) -> bool:
+        """Whether a statement not relative to groups grants ``action`` on ``user_id``."""
+        policies = await self.policies()
+        viewer = self.viewer_id
+        if viewer is not None and viewer in policies.admins:
+            return True
+        for s in policies.granting(action):
+            if s.target_user_id not in (None, user_id):
+                continue
+            if (
+                s.grantee is GranteeKind.ANYONE
+                or (s.grantee is GranteeKind.SIGNED_IN and viewer is not None)
+                or (s.grantee is GranteeKind.USER and viewer == s.grantee_user_id)
+            ):
+                return True
+        return False
 
     def db(self) -> async_sessionmaker[AsyncSession]:
         assert self.sessions is not None
@@ -77,14 +109,17 @@ class FullProfile:
     external_accounts: list[ExternalAccount]
 
 
-@strawberry.federation.type(keys=["id"], description="A person: one identity in the federation.")
+@strawberry.federation.type(
+    keys=["id"],
+    description="A person: one identity in the federation. The id, username and name are "
+    "public; nickname and avatar (the rest of the basic profile) need viewBasicProfile "
+    "(every signed-in user by default); the full profile needs viewFullProfile.",
+)
 class User(Node):
     id: strawberry.ID
     username: str
     first_name: str
     last_name: str
-    nickname: str | None
-    avatar_url: str | None
     row: strawberry.Private[models.User]
 
     @classmethod
@@ -94,10 +129,16 @@ class User(Node):
             username=row.username,
             first_name=row.first_name,
             last_name=row.last_name,
-            nickname=row.nickname,
-            avatar_url=row.avatar_url,
             row=row,
         )
+
+    @strawberry.field(description="Null where the viewer may not see the basic profile.")
+    async def nickname(self, info: HubInfo) -> str | None:
+        return self.row.nickname if await _sees_basic(info, self.row.id) else None
+
+    @strawberry.field(description="Null where the viewer may not see the basic profile.")
+    async def avatar_url(self, info: HubInfo) -> str | None:
+        return self.row.avatar_url if await _sees_basic(info, self.row.id) else None
 
     @classmethod
     def resolve_reference(cls, info: HubInfo, id: strawberry.ID) -> Awaitable[User | None]:
@@ -109,13 +150,14 @@ class User(Node):
         return f"{self.last_name} {self.first_name}"
 
     @strawberry.field(
-        description="The full profile: the user themself, and (for now, dev mode only) any "
-        "signed-in viewer; null for anonymous callers."
+        description="The full profile: to the user themself, and where a policy grants "
+        "viewFullProfile (by default: active members of a shared group), filtered by the "
+        "user's privacy settings; null otherwise (always for anonymous callers)."
     )
     async def full_profile(self, info: HubInfo) -> FullProfile | None:
         context = info.context
         is_self = context.viewer_id == self.row.id
-        if not is_self and not (context.settings.dev and context.viewer_id is not None):
+        if not is_self and not await _sees_full(info, self.row.id):
             return None
         loaders = context.load()
         switches = await loaders.privacy.load(self.row.id)
@@ -169,6 +211,22 @@ class Realm:
         async with info.context.db()() as session:
             row = await session.get(models.Realm, str(id))
         return cls.from_row(row) if row is not None else None
+
+
+async def _sees_basic(info: HubInfo, user_id: int) -> bool:
+    if info.context.viewer_id == user_id:
+        return True
+    return await info.context.profile_grant(Action.VIEW_BASIC_PROFILE, user_id)
+
+
+async def _sees_full(info: HubInfo, user_id: int) -> bool:
+    """viewFullProfile for a signed-in viewer: a direct statement, or a shared group."""
+    context = info.context
+    if context.viewer_id is None:
+        return False
+    if await context.profile_grant(Action.VIEW_FULL_PROFILE, user_id):
+        return True
+    return await context.load().shares_group.load(user_id)
 
 
 async def _load_user(info: HubInfo, local_id: int) -> User | None:
@@ -264,4 +322,9 @@ class Query:
 
 def build_schema() -> SubgraphSchema:
     """The hub's federation schema."""
-    return SubgraphSchema(query=Query, types=[User, Realm, PageInfo])
+    from strawberry.tools import merge_types
+
+    from pek.hub.policy_schema import Mutation, PolicyQuery  # they build on the types above
+
+    query = merge_types("Query", (Query, PolicyQuery))
+    return SubgraphSchema(query=query, mutation=Mutation, types=[User, Realm, PageInfo])

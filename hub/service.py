@@ -15,19 +15,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pek.hub import federation_index, registry
+from pek.hub import policies as hub_policies
 from pek.hub.auth.routes import HubAuth
 from pek.hub.demo import DemoRealm, demo_realm_name, seed_hub
 from pek.hub.loaders import HubLoaders
 from pek.hub.registry import RealmRecord, UnknownRealm
 from pek.hub.schema import HubContext, build_schema
 from pek.schema.context import resolve_viewer
-from pek.schema.ids import InvalidGlobalId
+from pek.schema.ids import REALM_ID_RE, InvalidGlobalId
 from pek.schema.index_protocol import (
     BadIndexMessage,
     IndexMessage,
     SignatureRejected,
     verify,
 )
+from pek.schema.policies import PolicySet, Statement
 from pek.schema.subgraph import SubgraphSchema, SubgraphService
 from pek.schema.tokens import DirectoryKeySource, KeyDirectory, TokenVerifier
 from pek.settings import Settings
@@ -75,8 +77,11 @@ class HubSubgraph(SubgraphService):
         return self._auth
 
     async def start(self) -> None:
-        """As every subgraph, plus the sign-in routes and the first signing key."""
+        """As every subgraph, plus the default policies (if the hub has none), the sign-in
+        routes and the first signing key."""
         await super().start()
+        async with self.sessionmaker.begin() as session:
+            await hub_policies.seed_default_policies(session)
         if self._auth is None:
             self._auth = HubAuth(self.settings, self.sessionmaker)
             self._auth.start()
@@ -189,6 +194,22 @@ class HubSubgraph(SubgraphService):
         async with self.sessionmaker() as session:
             return await federation_index.read_index(session, user_ids)
 
+    # -- policies ----------------------------------------------------------------------------
+
+    async def policy_snapshot(self, realm_id: str) -> PolicySet:
+        """The policies realm ``realm_id`` enforces (``GET /internal/policies?realm=``)."""
+        async with self.sessionmaker() as session:
+            return await hub_policies.policy_snapshot(session, realm_id)
+
+    async def grant_policy(self, statement: Statement, actor_id: int | None = None) -> int:
+        """Grant ``statement`` (as ``actor_id``; None: the system); return its id."""
+        async with self.sessionmaker.begin() as session:
+            return (await hub_policies.grant(session, statement, actor_id)).id
+
+    async def revoke_policy(self, policy_id: int, actor_id: int | None = None) -> bool:
+        async with self.sessionmaker.begin() as session:
+            return await hub_policies.revoke(session, policy_id, actor_id) is not None
+
     # -- HTTP --------------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
@@ -197,6 +218,7 @@ class HubSubgraph(SubgraphService):
             # /auth/* and /.well-known/jwks.json; the app may be built before start().
             *HubAuth.route_table(lambda: self.auth),
             Route("/internal/realms", self._http_realms, methods=["GET"]),
+            Route("/internal/policies", self._http_policies, methods=["GET"]),
             Route(
                 "/internal/federation-index",
                 self._http_federation_index,
@@ -206,6 +228,16 @@ class HubSubgraph(SubgraphService):
 
     async def _http_realms(self, request: Request) -> Response:
         return _json(await self.registry_snapshot())
+
+    async def _http_policies(self, request: Request) -> Response:
+        realm_id = request.query_params.get("realm", "")
+        if not REALM_ID_RE.match(realm_id):
+            return _error(400, "BAD_REQUEST", "`realm` must be a realm id")
+        snapshot = await self.policy_snapshot(realm_id)
+        known = request.query_params.get("version")
+        if known is not None and known == str(snapshot.version):
+            return _json({"version": snapshot.version, "unchanged": True})
+        return _json(snapshot.to_json())
 
     async def _http_federation_index(self, request: Request) -> Response:
         if request.method == "GET":
@@ -242,10 +274,11 @@ class HubSubgraph(SubgraphService):
         return _json({"applied": applied})
 
     def make_context(self, headers: Mapping[str, str]) -> HubContext:
+        viewer_id = resolve_viewer(self.settings, headers, self.token_verifier)
         return HubContext(
             settings=self.settings,
-            viewer_id=resolve_viewer(self.settings, headers, self.token_verifier),
+            viewer_id=viewer_id,
             headers=headers,
             sessions=self.sessionmaker,
-            loaders=HubLoaders.create(self.sessionmaker),
+            loaders=HubLoaders.create(self.sessionmaker, viewer_id),
         )

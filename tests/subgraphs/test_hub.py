@@ -12,6 +12,7 @@ from pek.hub.demo import DEMO_USER_COUNT
 from pek.hub.service import HubSubgraph
 from pek.router.transport import SubgraphRequest
 from pek.schema import ids
+from pek.schema.policies import Action, GranteeKind, Statement
 from tests.subgraphs.conftest import error_codes, run
 
 PROFILE = """
@@ -44,7 +45,17 @@ async def test_self_sees_everything_others_see_what_privacy_allows(hub: HubSubgr
 
     switches = await _switches(hub, target)
     assert set(switches.values()) == {True, False}, "demo should mix visible and hidden"
+    # Without a policy (user 6 shares no group with user 5 in this hub's index) no full
+    # profile; a statement granting viewer 6 viewFullProfile on user 5 shows it, filtered.
+    denied = await run(hub, PROFILE, {"id": gid}, viewer="6")
+    assert denied["data"]["user"]["fullProfile"] is None
+    await hub.grant_policy(Statement(
+        name="6 may see 5", actions=frozenset({Action.VIEW_FULL_PROFILE}),
+        grantee=GranteeKind.USER, grantee_user_id=6, target_user_id=target,
+    ))
     other = await run(hub, PROFILE, {"id": gid}, viewer="6")
+    assert (await run(hub, PROFILE, {"id": ids.encode("User", 7)}, viewer="6"))[
+        "data"]["user"]["fullProfile"] is None, "the statement names user 5 only"
     seen = other["data"]["user"]["fullProfile"]
     for attribute, field in FIELD_OF.items():
         if switches.get(attribute):
