@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -66,26 +67,92 @@ def test_the_real_compose_parser_accepts_it() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def pek_commands(service: dict[str, Any]) -> list[list[str]]:
+    """The ``pek`` commands a service runs: its command, or each ``pek ...`` of a
+    ``sh -c "a && b"`` script."""
+    command = service.get("command") or []
+    if command[:1] == ["pek"]:
+        return [list(command)]
+    if command[:2] == ["sh", "-c"] and len(command) == 3:
+        steps = [shlex.split(step) for step in command[2].split("&&")]
+        assert all(step[:1] == ["pek"] for step in steps), f"not only pek commands: {command}"
+        return steps
+    return []
+
+
 def test_topology_has_every_role(compose_config: dict[str, Any]) -> None:
     services = compose_config["services"]
     roles = {s["command"][1] for s in services.values() if (s.get("command") or [""])[0] == "pek"}
     assert roles == {"hub", "realm", "router"}
     assert {"postgres", "redis"} <= set(services)
-    # One image for every role.
-    images = {s.get("image") for s in services.values() if (s.get("command") or [""])[0] == "pek"}
+    # One image for every pek service, the one-shot registry job included.
+    images = {s.get("image") for s in services.values() if pek_commands(s)}
     assert len(images) == 1
 
 
 def test_every_pek_command_parses(compose_config: dict[str, Any]) -> None:
     parser = build_parser()
     for name, service in compose_config["services"].items():
-        command = service.get("command") or []
-        if command[:1] != ["pek"]:
-            continue
-        try:
-            parser.parse_args(command[1:])
-        except SystemExit:  # argparse reports an unknown flag or role this way
-            pytest.fail(f"service {name}: `{' '.join(command)}` is not a valid pek command")
+        for command in pek_commands(service):
+            try:
+                parser.parse_args(command[1:])
+            except SystemExit:  # argparse reports an unknown flag or role this way
+                pytest.fail(f"service {name}: `{' '.join(command)}` is not a valid pek command")
+
+
+def _realm_services(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in services.items() if (s.get("command") or [])[:2] == ["pek", "realm"]}
+
+
+def test_realms_have_their_own_databases_and_the_init_script_creates_them(
+    compose_config: dict[str, Any],
+) -> None:
+    realms = _realm_services(compose_config["services"])
+    assert len(realms) >= 2, "two worker realms"
+    databases = {s["environment"]["PEK_REALM_DATABASE_URL"].rsplit("/", 1)[1]
+                 for s in realms.values()}
+    assert len(databases) == len(realms), "each realm process has its own database"
+    created = set(re.findall(r"CREATE DATABASE (\w+);",
+                             (ROOT / "deploy" / "postgres-init.sql").read_text()))
+    hub_db = compose_config["services"]["hub"]["environment"]["PEK_HUB_DATABASE_URL"]
+    assert databases | {hub_db.rsplit("/", 1)[1]} <= created
+
+
+def test_hub_and_realms_share_the_index_secret(compose_config: dict[str, Any]) -> None:
+    services = compose_config["services"]
+    secrets = {services["hub"]["environment"].get("PEK_INDEX_SECRET")}
+    for service in _realm_services(services).values():
+        secrets.add(service["environment"].get("PEK_INDEX_SECRET"))
+        hub_url = re.match(r"https?://([^:/]+)", service["environment"]["PEK_HUB_URL"])
+        assert hub_url and hub_url.group(1) == "hub"
+    assert len(secrets) == 1 and None not in secrets and "" not in secrets
+    text = (ROOT / "compose.yaml").read_text()
+    assert "${PEK_INDEX_SECRET:-" in text, "the secret comes from the environment"
+
+
+def test_the_registry_job_registers_every_realm_service(compose_config: dict[str, Any]) -> None:
+    services = compose_config["services"]
+    job = services["realms-init"]
+    assert job["depends_on"]["hub"]["condition"] == "service_healthy"
+    assert job.get("restart") == "no"
+    assert services["router"]["depends_on"]["realms-init"]["condition"] == (
+        "service_completed_successfully")
+    assert "PEK_HUB_DATABASE_URL" in job["environment"]
+    parser = build_parser()
+    registered: dict[str, str] = {}
+    for command in pek_commands(job):
+        args = parser.parse_args(command[1:])
+        if args.command == "realms" and args.realms_action == "add":
+            registered[args.realm_id] = args.url
+    expected = {}
+    for name, service in _realm_services(services).items():
+        env = service["environment"]
+        port = service["command"][service["command"].index("--port") + 1]
+        for realm in (env.get("PEK_REALM_IDS") or env["PEK_REALM_ID"]).split(","):
+            expected[realm] = f"http://{name}:{port}/realms/{realm}/graphql"
+    assert registered == expected
+    # the hub's demo knows the same realms (so it registers no realm without a URL)
+    assert set(services["hub"]["environment"]["PEK_REALM_IDS"].split(",")) == set(expected)
 
 
 def test_every_pek_variable_is_a_setting(compose_config: dict[str, Any]) -> None:
@@ -102,6 +169,7 @@ def test_subgraph_urls_point_at_services(compose_config: dict[str, Any]) -> None
     for variable in ("PEK_HUB_URL", "PEK_REALM_URL"):
         host = re.match(r"https?://([^:/]+)", router_env[variable])
         assert host and host.group(1) in services, f"{variable} names no service"
+    assert router_env["PEK_REDIS_URL"].startswith("redis://redis:")
 
 
 def test_dockerfile_copies_only_what_exists() -> None:
