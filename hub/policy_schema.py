@@ -26,7 +26,7 @@ strawberry.enum(Action, name="PolicyAction", description="A permission flag of a
 strawberry.enum(GranteeKind, name="GranteeKind", description="Who a policy grants to.")
 
 
-@strawberry.type(description="A policy statement with its grant record.")
+@strawberry.type(name="PolicyStatement", description="A policy statement with its grant record.")
 class Policy:
     id: strawberry.ID
     name: str

@@ -77,11 +77,12 @@ class HubSubgraph(SubgraphService):
         return self._auth
 
     async def start(self) -> None:
-        """As every subgraph, plus the default policies (if the hub has none), the sign-in
+        """As every subgraph, plus the default policies (when it migrates and has none), the sign-in
         routes and the first signing key."""
         await super().start()
-        async with self.sessionmaker.begin() as session:
-            await hub_policies.seed_default_policies(session)
+        if self.settings.migrate:  # with the schema: a hub that migrates sets up its defaults
+            async with self.sessionmaker.begin() as session:
+                await hub_policies.seed_default_policies(session)
         if self._auth is None:
             self._auth = HubAuth(self.settings, self.sessionmaker)
             self._auth.start()

@@ -115,6 +115,9 @@ class Group(RealmScoped, Base):
     mailing_list: Mapped[str | None] = mapped_column(String(255))
     users_can_apply: Mapped[bool] = mapped_column(Boolean, default=True)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: GOD on the group: its owner (hub-local user id), full control of the group. Whoever
+    #: creates a group owns it; None for groups that predate ownership.
+    owner_id: Mapped[int | None] = mapped_column(Integer)
 
     # View-only conveniences (the GraphQL layer uses DataLoaders); scoped like any query.
     children: Mapped[list[Group]] = relationship(
@@ -276,3 +279,19 @@ class IndexOutbox(RealmScoped, Base):
     user_id: Mapped[int | None] = mapped_column(Integer)
     full: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GroupGrant(RealmScoped, Base):
+    """The audit trail of GOD grants in a realm: who made whom owner of which group, when
+    (``OWNER`` on creation, ``MOVE_OWNER`` when moved)."""
+
+    __tablename__ = "realm_group_grants"
+    __table_args__ = (_in_realm("group_id", "realm_groups", "fk_realm_group_grants_group"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(Integer)
+    previous_user_id: Mapped[int | None] = mapped_column(Integer)
+    granted_by: Mapped[int] = mapped_column(Integer)
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

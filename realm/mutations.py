@@ -1,6 +1,10 @@
-"""The realm's mutations: applying to a group and managing memberships.
+"""The realm's mutations: applying to a group, managing memberships, creating and editing
+groups, moving a group's owner.
 
-Every mutation runs in one transaction of the request's realm: on any error nothing changes.
+Every permission is decided by :mod:`pek.realm.permissions`, before anything is written: a
+denied mutation answers ``FORBIDDEN`` (``UNAUTHENTICATED`` for an anonymous caller) and
+changes nothing. Every mutation runs in one transaction of the request's realm: on any error
+nothing changes.
 Each membership change queues a federation-index update in the same transaction
 (:func:`pek.realm.index.record_membership_change`). All are ``@realmOwner``: the router sends
 them to the realm that owns their ID argument.
@@ -17,14 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pek.realm import models
 from pek.realm.index import record_membership_change
+from pek.realm.permissions import FORBIDDEN, UNAUTHENTICATED
 from pek.realm.routing import owner
-from pek.realm.schema import Membership, RealmInfo
-from pek.schema.context import ClientError
+from pek.realm.schema import Group, Membership, RealmInfo
+from pek.schema.context import ClientError, decode_id
+from pek.schema.policies import Action
 
-FORBIDDEN = "FORBIDDEN"
-UNAUTHENTICATED = "UNAUTHENTICATED"
-#: Posts whose holders manage a group's memberships.
-MANAGER_POSTS = (models.PostKind.LEADER, models.PostKind.LEADER_ASSISTANT)
+MAX_NAME_LENGTH = 200
+MAX_TEXT_LENGTH = 5000
 
 
 def _viewer(info: RealmInfo) -> int:
@@ -34,17 +38,30 @@ def _viewer(info: RealmInfo) -> int:
     return viewer
 
 
-async def _manages(session: AsyncSession, group_id: int, user_id: int) -> bool:
-    """Whether ``user_id`` is an active leader or leader assistant of ``group_id``."""
-    M, P = models.Membership, models.Post
-    found = await session.scalar(
-        select(P.id)
-        .join(M, (M.id == P.membership_id) & (M.realm_id == P.realm_id))
-        .where(M.group_id == group_id, M.user_id == user_id)
-        .where(M.status == models.MembershipStatus.ACTIVE, P.kind.in_(MANAGER_POSTS))
-        .limit(1)
-    )
-    return found is not None
+async def _require_on_group(
+    info: RealmInfo, session: AsyncSession, action: Action, group_id: int, message: str
+) -> models.Group:
+    group = await session.get(models.Group, group_id)
+    if group is None:
+        raise ClientError("No group with this ID")
+    await info.context.perms().require(action, group, message)
+    return group
+
+
+def _checked_text(value: str | None, name: str, limit: int = MAX_TEXT_LENGTH) -> str | None:
+    if value is not None and len(value) > limit:
+        raise ClientError(f"`{name}` must be at most {limit} characters")
+    return value
+
+
+def _record_owner(
+    session: AsyncSession, group: models.Group, kind: str, user_id: int, actor: int,
+    previous: int | None = None,
+) -> None:
+    session.add(models.GroupGrant(
+        group_id=group.id, kind=kind, user_id=user_id, previous_user_id=previous,
+        granted_by=actor, granted_at=dt.datetime.now(dt.UTC),
+    ))
 
 
 async def _membership(session: AsyncSession, info: RealmInfo, value: str) -> models.Membership:
@@ -88,7 +105,9 @@ class Mutation:
         try:
             async with info.context.db().begin() as session:
                 group = await session.get(models.Group, local_group)
-                if group is None:
+                if group is None or not await info.context.perms().can(
+                    Action.VIEW_GROUP, group
+                ):
                     raise ClientError("No group with this ID")
                 if group.archived or not group.users_can_apply:
                     raise ClientError("This group does not take applications", code=FORBIDDEN)
@@ -143,11 +162,11 @@ class Mutation:
     async def accept_membership(
         self, info: RealmInfo, membership_id: strawberry.ID
     ) -> Membership:
-        viewer = _viewer(info)
+        _viewer(info)
         async with info.context.db().begin() as session:
             row = await _membership(session, info, membership_id)
-            if not await _manages(session, row.group_id, viewer):
-                raise ClientError("Only the group's leaders may accept members", code=FORBIDDEN)
+            await _require_on_group(info, session, Action.EDIT_MEMBERS, row.group_id,
+                                    "Only the group's managers may accept members")
             if row.status is not models.MembershipStatus.NEWBIE:
                 raise ClientError("Only a pending application can be accepted")
             await _change_status(session, row, models.MembershipStatus.ACTIVE)
@@ -166,13 +185,11 @@ class Mutation:
     async def set_membership_status(
         self, info: RealmInfo, membership_id: strawberry.ID, status: models.MembershipStatus
     ) -> Membership:
-        viewer = _viewer(info)
+        _viewer(info)
         async with info.context.db().begin() as session:
             row = await _membership(session, info, membership_id)
-            if not await _manages(session, row.group_id, viewer):
-                raise ClientError(
-                    "Only the group's leaders may change memberships", code=FORBIDDEN
-                )
+            await _require_on_group(info, session, Action.EDIT_MEMBERS, row.group_id,
+                                    "Only the group's managers may change memberships")
             if status is models.MembershipStatus.NEWBIE:
                 raise ClientError("A membership cannot be set back to NEWBIE")
             if row.status is models.MembershipStatus.NEWBIE:
@@ -183,3 +200,103 @@ class Mutation:
             record_membership_change(session, [row.user_id])
         _committed(info)
         return Membership.of(info, row)
+
+    @strawberry.mutation(
+        description="Create a group in `realm`: top-level (no `parentId`; top-level admins "
+        "and the leaders' council) or a subgroup of `parentId` (createGroup on the parent: "
+        "its leaders and owner). The creator becomes the group's owner (GOD); the parent's "
+        "managers keep moveGroupOwner on it.",
+        directives=[owner("realm")],
+    )
+    async def create_group(
+        self,
+        info: RealmInfo,
+        realm: str,
+        name: str,
+        purpose: models.GroupPurpose,
+        parent_id: strawberry.ID | None = None,
+        description: str | None = None,
+        users_can_apply: bool = True,
+    ) -> Group:
+        viewer = _viewer(info)
+        if realm != info.context.realm_id:
+            raise ClientError("`realm` is not the realm this request was sent to")
+        name = name.strip()
+        if not name or len(name) > MAX_NAME_LENGTH:
+            raise ClientError(f"`name` must be 1-{MAX_NAME_LENGTH} characters")
+        _checked_text(description, "description")
+        parent_local = info.context.local_id(parent_id, "Group") if parent_id else None
+        perms = info.context.perms()
+        try:
+            async with info.context.db().begin() as session:
+                if parent_local is None:
+                    await perms.require(Action.CREATE_GROUP, None,
+                                        "Only a top-level admin or the leaders' council may "
+                                        "create a top-level group")
+                else:
+                    await _require_on_group(info, session, Action.CREATE_GROUP, parent_local,
+                                            "You may not create subgroups of this group")
+                G = models.Group
+                if await session.scalar(select(G.id).where(G.name == name)) is not None:
+                    raise ClientError("A group of this name exists in this realm")
+                row = G(
+                    name=name, description=description, purpose=purpose,
+                    parent_id=parent_local, founded_at=dt.date.today(),
+                    users_can_apply=users_can_apply, archived=False, owner_id=viewer,
+                )
+                session.add(row)
+                await session.flush()
+                _record_owner(session, row, "OWNER", viewer, viewer)
+        except IntegrityError:
+            raise ClientError("A group of this name exists in this realm") from None
+        return Group.of(info, row)
+
+    @strawberry.mutation(
+        description="Edit a group's profile (editGroupProfile: its owner and leaders).",
+        directives=[owner("id")],
+    )
+    async def update_group(
+        self,
+        info: RealmInfo,
+        id: strawberry.ID,
+        description: str | None = None,
+        webpage: str | None = None,
+        mailing_list: str | None = None,
+        users_can_apply: bool | None = None,
+    ) -> Group:
+        _viewer(info)
+        local = info.context.local_id(id, "Group")
+        _checked_text(description, "description")
+        _checked_text(webpage, "webpage", 500)
+        _checked_text(mailing_list, "mailingList", 255)
+        async with info.context.db().begin() as session:
+            row = await _require_on_group(info, session, Action.EDIT_GROUP_PROFILE, local,
+                                          "Only the group's owner or leaders may edit it")
+            if description is not None:
+                row.description = description
+            if webpage is not None:
+                row.webpage = webpage
+            if mailing_list is not None:
+                row.mailing_list = mailing_list
+            if users_can_apply is not None:
+                row.users_can_apply = users_can_apply
+        return Group.of(info, row)
+
+    @strawberry.mutation(
+        description="Make `userId` the owner (GOD) of a group (moveGroupOwner: the owner, the "
+        "parent's leader and owner); recorded with who and when.",
+        directives=[owner("groupId")],
+    )
+    async def move_group_owner(
+        self, info: RealmInfo, group_id: strawberry.ID, user_id: strawberry.ID
+    ) -> Group:
+        viewer = _viewer(info)
+        local = info.context.local_id(group_id, "Group")
+        new_owner = decode_id(user_id, "User")
+        async with info.context.db().begin() as session:
+            row = await _require_on_group(info, session, Action.MOVE_GROUP_OWNER, local,
+                                          "You may not move this group's owner")
+            previous = row.owner_id
+            row.owner_id = new_owner
+            _record_owner(session, row, "MOVE_OWNER", new_owner, viewer, previous)
+        return Group.of(info, row)

@@ -23,6 +23,7 @@ from strawberry.types import Info
 
 from pek.realm import models
 from pek.realm.loaders import RealmLoaders
+from pek.realm.permissions import Permissions
 from pek.realm.points import GuidelineScore, counted_points, member_score
 from pek.realm.routing import fanout, owner
 from pek.schema import ids
@@ -30,6 +31,7 @@ from pek.schema.context import ClientError, RequestContext, decode_id
 from pek.schema.database import codepoint_order, contains_words
 from pek.schema.node import Node
 from pek.schema.pagination import Connection, PageInfo, build_connection, page_window
+from pek.schema.policies import Action
 from pek.schema.subgraph import SubgraphSchema
 
 strawberry.enum(models.GroupPurpose, description="What a group is for.")
@@ -51,6 +53,11 @@ class RealmContext(RequestContext):
     loaders: RealmLoaders | None = None
     #: Called after a committed membership change (wakes the federation-index drainer).
     notify_index: Callable[[], None] | None = None
+    permissions: Permissions | None = None
+
+    def perms(self) -> Permissions:
+        assert self.permissions is not None
+        return self.permissions
 
     def db(self) -> async_sessionmaker[AsyncSession]:
         assert self.sessions is not None
@@ -109,7 +116,7 @@ class User(Node):
     )
     async def memberships(self, info: RealmInfo) -> list[Membership]:
         rows = await info.context.load().memberships_of_user.load(self.local_id)
-        return [Membership.of(info, row) for row in rows]
+        return [Membership.of(info, row) for row in rows if await can_view_membership(info, row)]
 
 
 @strawberry.type(description="A semester: `2025-2026/1` is autumn, `2025-2026/2` spring.")
@@ -203,7 +210,7 @@ class Membership(Node):
     @classmethod
     async def resolve_reference(cls, info: RealmInfo, id: strawberry.ID) -> Membership | None:
         row = await info.context.load().membership.load(info.context.local_id(id, "Membership"))
-        return cls.of(info, row) if row is not None else None
+        return await visible_membership(info, row)
 
     @strawberry.field
     async def group(self, info: RealmInfo) -> Group:
@@ -296,34 +303,48 @@ class Group(Node):
     @classmethod
     async def resolve_reference(cls, info: RealmInfo, id: strawberry.ID) -> Group | None:
         row = await info.context.load().group.load(info.context.local_id(id, "Group"))
-        return cls.of(info, row) if row is not None else None
+        return await visible_group(info, row)
 
-    @strawberry.field(description="The parent group (null for a top-level group).")
+    @strawberry.field(description="The parent group (null for a top-level group, or one the "
+                      "viewer may not view).")
     async def parent(self, info: RealmInfo) -> Group | None:
         if self.row.parent_id is None:
             return None
         row = await info.context.load().group.load(self.row.parent_id)
-        return Group.of(info, row) if row is not None else None
+        return await visible_group(info, row)
 
-    @strawberry.field(description="The subgroups, by name.")
+    @strawberry.field(description="The subgroups the viewer may view, by name.")
     async def children(self, info: RealmInfo) -> list[Group]:
         rows = await info.context.load().children.load(self.row.id)
-        return [Group.of(info, row) for row in rows]
+        perms = info.context.perms()
+        return [Group.of(info, row) for row in rows if await perms.can(Action.VIEW_GROUP, row)]
 
-    @strawberry.field(description="The group's memberships, optionally of one current status.")
+    @strawberry.field(description="The owner of the group (GOD: full control of it); null "
+                      "for a group that has none.")
+    def owner(self) -> User | None:
+        return User.of(self.row.owner_id) if self.row.owner_id is not None else None
+
+    @strawberry.field(
+        description="The group's memberships, optionally of one current status; null where "
+        "the viewer may not view the members (viewMembers)."
+    )
     async def memberships(
         self, info: RealmInfo, status: models.MembershipStatus | None = None
-    ) -> list[Membership]:
+    ) -> list[Membership] | None:
+        if not await info.context.perms().can(Action.VIEW_MEMBERS, self.row):
+            return None
         rows = await info.context.load().memberships_of_group.load(self.row.id)
         return [Membership.of(info, r) for r in rows if status is None or r.status is status]
 
     @strawberry.field(
-        description="The evaluation of a semester (`2025-2026/1`); null for anonymous callers."
+        description="The evaluation of a semester (`2025-2026/1`); null where the viewer may "
+        "not view the scores (viewScores: the group's managers, the parent's leader, the "
+        "leaders' council)."
     )
     async def scoreboard(self, info: RealmInfo, semester: str) -> Scoreboard | None:
         if not SEMESTER_RE.match(semester):
             raise ClientError("Invalid semester: expected a name like 2025-2026/1")
-        if info.context.viewer_id is None:
+        if not await info.context.perms().can(Action.VIEW_SCORES, self.row):
             return None
         loaders = info.context.load()
         semester_row = await loaders.semester_by_name.load(semester)
@@ -427,6 +448,9 @@ class Query:
             raise ClientError(f"`search` must be at most {MAX_SEARCH_LENGTH} characters")
         G = models.Group
         statement = select(G)
+        visible = await info.context.perms().visible_group_ids()
+        if visible is not None:
+            statement = statement.where(G.id.in_(visible))
         if purpose is not None:
             statement = statement.where(G.purpose == purpose)
         if search:
@@ -455,7 +479,7 @@ class Query:
     )
     async def group(self, info: RealmInfo, id: strawberry.ID) -> Group | None:
         row = await info.context.load().group.load(info.context.local_id(id, "Group"))
-        return Group.of(info, row) if row is not None else None
+        return await visible_group(info, row)
 
     @strawberry.field(
         description="A membership by global ID; null if there is none.",
@@ -463,7 +487,7 @@ class Query:
     )
     async def membership(self, info: RealmInfo, id: strawberry.ID) -> Membership | None:
         row = await info.context.load().membership.load(info.context.local_id(id, "Membership"))
-        return Membership.of(info, row) if row is not None else None
+        return await visible_membership(info, row)
 
     @strawberry.field(
         description="The semesters by name (`2024-2025/2` before `2025-2026/1`: oldest first).",
@@ -487,6 +511,28 @@ class Query:
         return await resolve_node(info, id)
 
 
+async def visible_group(info: RealmInfo, row: models.Group | None) -> Group | None:
+    """``row`` as a Group if the viewer may view it (viewGroup), else None."""
+    if row is None or not await info.context.perms().can(Action.VIEW_GROUP, row):
+        return None
+    return Group.of(info, row)
+
+
+async def can_view_membership(info: RealmInfo, row: models.Membership | None) -> bool:
+    """One's own memberships, and those of groups whose members the viewer may view."""
+    if row is None:
+        return False
+    if info.context.viewer_id == row.user_id:
+        return True
+    group = await info.context.load().group.load(row.group_id)
+    return await info.context.perms().can(Action.VIEW_MEMBERS, group)
+
+
+async def visible_membership(info: RealmInfo, row: models.Membership | None) -> Membership | None:
+    return Membership.of(info, row) if row is not None and await can_view_membership(
+        info, row) else None
+
+
 async def resolve_node(info: RealmInfo, value: str) -> Node | None:
     """The realm-owned object a global ID names, if it is this realm's."""
     try:
@@ -499,14 +545,15 @@ async def resolve_node(info: RealmInfo, value: str) -> Node | None:
     local = gid.local_id
     match gid.type_name:
         case "Group":
-            group = await loaders.group.load(local)
-            return Group.of(info, group) if group is not None else None
+            return await visible_group(info, await loaders.group.load(local))
         case "Membership":
-            membership = await loaders.membership.load(local)
-            return Membership.of(info, membership) if membership is not None else None
+            return await visible_membership(info, await loaders.membership.load(local))
         case "Post":
             post = await loaders.post.load(local)
-            return Post.of(info, post) if post is not None else None
+            if post is None:
+                return None
+            holder = await loaders.membership.load(post.membership_id)
+            return Post.of(info, post) if await can_view_membership(info, holder) else None
         case "Semester":
             semester = await loaders.semester.load(local)
             return Semester.of(info, semester) if semester is not None else None
@@ -519,6 +566,9 @@ async def resolve_node(info: RealmInfo, value: str) -> Node | None:
                 return None
             member = await loaders.membership.load(entry.membership_id)
             assert member is not None  # a composite foreign key guarantees it
+            scored = await loaders.group.load(member.group_id)
+            if not await info.context.perms().can(Action.VIEW_SCORES, scored):
+                return None
             return EntryRequest(
                 id=info.context.global_id("EntryRequest", entry.id),
                 membership=Membership.of(info, member),

@@ -33,6 +33,14 @@ from pek.realm.index import (
     queue_full_resync,
 )
 from pek.realm.loaders import RealmLoaders
+from pek.realm.permissions import Permissions
+from pek.realm.policy_source import (
+    CachedPolicies,
+    HttpPolicySource,
+    PolicySource,
+    StaticPolicySource,
+    policies_url_from,
+)
 from pek.realm.schema import RealmContext, build_schema
 from pek.realm.scoping import realm_sessionmaker
 from pek.router.transport import SubgraphRequest
@@ -66,6 +74,16 @@ def hosted_realm_ids(settings: Settings) -> tuple[str, ...]:
     if len(set(realm_ids)) != len(realm_ids):
         raise ValueError(f"a realm is listed twice in {','.join(realm_ids)!r}")
     return realm_ids
+
+
+def policy_source_from(settings: Settings) -> PolicySource:
+    """``GET /internal/policies`` of the hub the settings name, or else the domain's default
+    policies (a realm with no hub: ``pek dev`` should pass an in-process source)."""
+    base = settings.hub_internal_url or settings.hub_url
+    if base:
+        return HttpPolicySource(policies_url_from(base))
+    log.info("no hub configured: the realm enforces the default policies")
+    return StaticPolicySource()
 
 
 def index_sink_from(settings: Settings) -> IndexSink | None:
@@ -108,6 +126,7 @@ class RealmSubgraph(SubgraphService):
         *,
         demo_user_count: int = DEMO_USER_COUNT,
         index_sink: IndexSink | None = None,
+        policy_source: PolicySource | None = None,
     ) -> None:
         #: The demo refers to the hub's demo users 1..demo_user_count.
         self.demo_user_count = demo_user_count
@@ -115,6 +134,10 @@ class RealmSubgraph(SubgraphService):
         self._index_sink = index_sink if index_sink is not None else index_sink_from(settings)
         self._realm_sessions: dict[str, async_sessionmaker[AsyncSession]] = {}
         self.index_drainer: IndexDrainer | None = None
+        #: The hub's policies, cached per hosted realm (see :mod:`pek.realm.policy_source`).
+        self.policies = CachedPolicies(
+            policy_source if policy_source is not None else policy_source_from(settings)
+        )
         super().__init__(settings)
 
     @property
@@ -153,6 +176,7 @@ class RealmSubgraph(SubgraphService):
             self.index_drainer.start()
 
     async def aclose(self) -> None:
+        await self.policies.aclose()
         if self.index_drainer is not None:
             await self.index_drainer.aclose()
             self.index_drainer = None
@@ -179,9 +203,13 @@ class RealmSubgraph(SubgraphService):
         """The request context of hosted realm ``realm_id``: its sessions, its loaders."""
         sessions = self.sessions_of(realm_id)
         drainer = self.index_drainer
+        viewer_id = resolve_viewer(self.settings, headers)
         return RealmContext(
             settings=self.settings,
-            viewer_id=resolve_viewer(self.settings, headers),
+            viewer_id=viewer_id,
+            permissions=Permissions(
+                viewer_id, realm_id, sessions, partial(self.policies.get, realm_id)
+            ),
             headers=headers,
             realm_id=realm_id,
             sessions=sessions,
