@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from pek.hub.demo import in_process_demo_realms
 from pek.hub.service import HubSubgraph
 from pek.realm.index import InProcessIndexSink
+from pek.realm.policy_source import InProcessPolicySource
 from pek.realm.service import RealmSubgraph, hosted_realm_ids
 from pek.router.composition import SubgraphDefinition, compose
 from pek.router.dedup import DeduplicatingGateway
@@ -78,7 +79,9 @@ def build_dev_app(settings: Settings) -> Starlette:
         settings = settings.replace(realm_ids=",".join(DEV_REALMS))
     realm_ids = hosted_realm_ids(settings)
     hub = HubSubgraph(settings, demo_realms=in_process_demo_realms(realm_ids))
-    realm = RealmSubgraph(settings, index_sink=InProcessIndexSink(hub))
+    realm = RealmSubgraph(
+        settings, index_sink=InProcessIndexSink(hub), policy_source=InProcessPolicySource(hub)
+    )
     supergraph = compose(
         [
             SubgraphDefinition(HUB, "in-process://hub", hub.sdl()),
