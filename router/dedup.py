@@ -51,6 +51,8 @@ class DedupStats:
 class _Flight:
     task: asyncio.Future[JSON]
     waiters: int = 0
+    #: the shared result as orjson bytes, encoded by the first waiter that asks for them
+    encoded: bytes | None = None
 
 
 def operation_type(
@@ -176,16 +178,71 @@ class DeduplicatingGateway:
             return await self.gateway.execute(
                 query, variables, operation_name, headers=headers, include_plan=include_plan
             )
+        flight = self._join(key, query, variables, operation_name, headers, include_plan)
+        result = await self._wait(key, flight)
+        return dict(result)
+
+    async def execute_encoded(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        include_plan: bool = False,
+    ) -> tuple[JSON, bytes]:
+        """Like :meth:`execute`, plus the response encoded as JSON (orjson) bytes: requests
+        sharing one execution share one encoding, so the edge does not re-encode the same result
+        for every waiter. The returned response must not be changed (it may be shared)."""
+        key = self._shareable_key(query, variables, operation_name, headers, include_plan)
+        if key is None:
+            result = await self.execute(
+                query, variables, operation_name, headers=headers, include_plan=include_plan
+            )
+            return result, orjson.dumps(result)
+        flight = self._join(key, query, variables, operation_name, headers, include_plan)
+        result = await self._wait(key, flight)
+        if flight.encoded is None:
+            flight.encoded = orjson.dumps(result)
+        return result, flight.encoded
+
+    def _shareable_key(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None,
+        operation_name: str | None,
+        headers: Mapping[str, str] | None,
+        include_plan: bool,
+    ) -> Hashable | None:
+        """The sharing key of a request that may join others, None for one that runs alone."""
+        if not self.enabled or not isinstance(query, str):
+            return None
+        if self._kind(query, operation_name) != OperationType.QUERY.value:
+            return None
+        return self._key(query, variables, operation_name, headers, include_plan)
+
+    def _join(
+        self,
+        key: Hashable,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        headers: Mapping[str, str] | None,
+        include_plan: bool,
+    ) -> _Flight:
         flight = self._in_flight.get(key)
         if flight is None or flight.task.done():
             flight = self._start(key, query, variables, operation_name, headers, include_plan)
             self.stats.executions += 1
         else:
             self.stats.shared += 1
+        return flight
+
+    async def _wait(self, key: Hashable, flight: _Flight) -> JSON:
         flight.waiters += 1
         try:
             # Shielded: one waiter going away (client disconnect) must not cancel the others.
-            result = await asyncio.shield(flight.task)
+            return await asyncio.shield(flight.task)
         except asyncio.CancelledError:
             if flight.waiters == 1 and not flight.task.done():
                 # Nobody else wants it: stop the work, and let no newcomer join a dying task.
@@ -194,7 +251,6 @@ class DeduplicatingGateway:
             raise
         finally:
             flight.waiters -= 1
-        return dict(result)
 
     def _start(
         self,

@@ -90,11 +90,12 @@ class Gateway:
         *,
         plan_cache_size: int = 1000,
         introspection: bool = True,
+        merge_entity_fetches: bool = True,
     ) -> None:
         self.supergraph = Supergraph(supergraph_sdl)
         self.transport = transport
         self.introspection = introspection
-        self.planner = QueryPlanner(self.supergraph)
+        self.planner = QueryPlanner(self.supergraph, merge_entity_fetches=merge_entity_fetches)
         self.executor = Executor(self.supergraph, transport)
         self.plan_cache = PlanCache(plan_cache_size)
         self._documents: OrderedDict[str, _ParsedDocument | list[JSON]] = OrderedDict()

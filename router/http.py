@@ -33,7 +33,12 @@ from starlette.routing import BaseRoute, Route
 from pek.router import devauth
 from pek.router.edge.auth import EdgeAuth, Unauthenticated
 from pek.router.edge.auth_proxy import AuthProxy
-from pek.router.edge.content_negotiation import accepts_html, graphql_response, negotiate
+from pek.router.edge.content_negotiation import (
+    accepts_html,
+    graphql_response,
+    negotiate,
+    status_for,
+)
 from pek.router.edge.csrf import prevent_csrf
 from pek.router.edge.errors import EdgeError, error_response
 from pek.router.edge.executor import GraphQLExecutor
@@ -120,16 +125,32 @@ class GraphQLEndpoint:
             )
         headers = forwarded_headers(request.headers, self.settings, token)
         include_plan = wants_query_plan(request.headers, graphql_request.extensions, self.settings)
+        # a gateway that shares executions (inbound dedup) also shares their encoding
+        execute_encoded = getattr(self.gateway, "execute_encoded", None)
         try:
-            result = await self.gateway.execute(
-                graphql_request.query,
-                graphql_request.variables,
-                graphql_request.operation_name,
-                headers=headers,
-                include_plan=include_plan,
-            )
+            body: bytes | None = None
+            if callable(execute_encoded):
+                result, body = await execute_encoded(
+                    graphql_request.query,
+                    graphql_request.variables,
+                    graphql_request.operation_name,
+                    headers=headers,
+                    include_plan=include_plan,
+                )
+            else:
+                result = await self.gateway.execute(
+                    graphql_request.query,
+                    graphql_request.variables,
+                    graphql_request.operation_name,
+                    headers=headers,
+                    include_plan=include_plan,
+                )
             if not isinstance(result, dict) or not ("data" in result or "errors" in result):
                 raise TypeError(f"the gateway returned {type(result).__name__}, not a response")
+            if isinstance(body, bytes):
+                return Response(
+                    body, status_code=status_for(media_type, result), media_type=media_type
+                )
             return graphql_response(result, media_type)
         except Exception:
             # Whatever went wrong is ours, not the client's: details go to the log only.

@@ -307,6 +307,35 @@ class FlattenNode:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchFetchNode:
+    """Several ``_entities`` fetches of one subgraph that run at the same point, sent as one
+    request: each part travels in the aliased field ``_e<aliases[i]>`` whose representations
+    are in the variable ``$_pek_representations<aliases[i]>``. Each part keeps its own flatten
+    path, representation selection (``requires``) and renames, so answers and error paths map
+    back exactly as if the parts had been sent one by one."""
+
+    subgraph: str
+    operation: str
+    operation_name: str | None
+    variable_usages: tuple[str, ...]
+    parts: tuple[FlattenNode, ...]
+    #: for each part, the index of the ``_entities`` field it travels in: parts with the same
+    #: selections and representations share one (their representations deduplicated together)
+    aliases: tuple[int, ...] = ()
+    id: int = 0
+
+
+def batch_alias(index: int) -> str:
+    """Response key of part ``index`` of a :class:`BatchFetchNode`."""
+    return f"_e{index}"
+
+
+def batch_variable(index: int) -> str:
+    """Name of the representations variable of part ``index`` of a :class:`BatchFetchNode`."""
+    return f"{INTERNAL_ALIAS_PREFIX}representations{index}"
+
+
+@dataclass(frozen=True, slots=True)
 class SequenceNode:
     nodes: tuple[PlanNode, ...]
 
@@ -316,7 +345,7 @@ class ParallelNode:
     nodes: tuple[PlanNode, ...]
 
 
-PlanNode = FetchNode | FlattenNode | SequenceNode | ParallelNode
+PlanNode = FetchNode | FlattenNode | BatchFetchNode | SequenceNode | ParallelNode
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +370,27 @@ def node_to_json(node: PlanNode) -> dict[str, Any]:
         return {"kind": "Parallel", "nodes": [node_to_json(n) for n in node.nodes]}
     if isinstance(node, FlattenNode):
         return {"kind": "Flatten", "path": list(node.path), "node": node_to_json(node.node)}
+    if isinstance(node, BatchFetchNode):
+        # Apollo's plans have no batch node; this follows the Flatten/Fetch vocabulary
+        batch: dict[str, Any] = {
+            "kind": "BatchFetch",
+            "serviceName": node.subgraph,
+            "variableUsages": list(node.variable_usages),
+            "operation": node.operation,
+            "operationKind": "query",
+        }
+        if node.operation_name:
+            batch["operationName"] = node.operation_name
+        batch["entityBatch"] = [
+            {
+                "alias": batch_alias(alias),
+                "representationsVariable": batch_variable(alias),
+                "path": list(part.path),
+                "requires": selections_to_json(list(part.node.requires or ())),
+            }
+            for alias, part in zip(node.aliases, node.parts, strict=True)
+        ]
+        return batch
     out: dict[str, Any] = {
         "kind": "Fetch",
         "serviceName": node.subgraph,
@@ -1161,16 +1211,18 @@ class _Builder:
     # output
 
     def to_plan_node(self, operation_name: str | None, kind: str) -> PlanNode | None:
+        if not self.groups:
+            return None
         fetches = {g.id: self._fetch_node(g, operation_name, kind) for g in self.groups}
 
         def wrapped(g: _FetchGroup) -> PlanNode:
             fetch = fetches[g.id]
             return FlattenNode(g.merge_at, fetch) if g.is_entity else fetch
 
-        if not self.groups:
-            return None
+        levels = self._levels()
+        batches = self._batches(levels)
         tree_shaped = all(len(g.deps) == (1 if g.parent else 0) for g in self.groups)
-        if tree_shaped:
+        if not batches and tree_shaped:
 
             def subtree(g: _FetchGroup) -> PlanNode:
                 children = [c for c in self.groups if c.parent is g]
@@ -1179,6 +1231,23 @@ class _Builder:
                 return SequenceNode((wrapped(g), _parallel([subtree(c) for c in children])))
 
             return _parallel([subtree(r) for r in self.roots])
+        by_level: dict[int, list[PlanNode]] = {}
+        batched = {g.id for batch in batches for g in batch}
+        for g in self.groups:
+            if g.id not in batched:
+                by_level.setdefault(levels[g.id], []).append(wrapped(g))
+        for batch in batches:
+            node = self._batch_node(batch, fetches, operation_name)
+            by_level.setdefault(levels[batch[0].id], []).append(node)
+        stages = [_parallel(by_level[i]) for i in sorted(by_level)]
+        return stages[0] if len(stages) == 1 else SequenceNode(tuple(stages))
+
+    merge_entity_fetches = True
+
+    def _levels(self) -> dict[int, int]:
+        """Stage of each group: one after its latest dependency; then an entity group that
+        nothing needs early moves to a later stage where a fetch of its subgraph runs anyway
+        (one request less, no stage more)."""
         levels: dict[int, int] = {}
 
         def level(g: _FetchGroup) -> int:
@@ -1187,11 +1256,78 @@ class _Builder:
                 levels[g.id] = 1 + max((level(d) for d in g.deps), default=-1)
             return levels[g.id]
 
-        by_level: dict[int, list[PlanNode]] = {}
         for g in self.groups:
-            by_level.setdefault(level(g), []).append(wrapped(g))
-        stages = [_parallel(by_level[i]) for i in sorted(by_level)]
-        return stages[0] if len(stages) == 1 else SequenceNode(tuple(stages))
+            level(g)
+        last = max(levels.values())
+        dependents: dict[int, list[_FetchGroup]] = {}
+        for g in self.groups:
+            for d in g.deps:
+                dependents.setdefault(d.id, []).append(g)
+        for g in sorted(self.groups, key=lambda g: (-levels[g.id], g.id)):
+            if not g.is_entity or not self.merge_entity_fetches:
+                continue
+            after = dependents.get(g.id)
+            latest = min(levels[h.id] for h in after) - 1 if after else last
+            for candidate in range(latest, levels[g.id], -1):
+                if any(
+                    o is not g
+                    and o.is_entity
+                    and o.subgraph == g.subgraph
+                    and levels[o.id] == candidate
+                    for o in self.groups
+                ):
+                    levels[g.id] = candidate
+                    break
+        return levels
+
+    def _batches(self, levels: Mapping[int, int]) -> list[list[_FetchGroup]]:
+        """Entity groups of one subgraph in one stage, in plan order (two or more each)."""
+        buckets: dict[tuple[int, str], list[_FetchGroup]] = {}
+        if not self.merge_entity_fetches:
+            return []
+        for g in self.groups:
+            if g.is_entity:
+                buckets.setdefault((levels[g.id], g.subgraph), []).append(g)
+        return [b for b in buckets.values() if len(b) > 1]
+
+    def _batch_node(
+        self,
+        groups: list[_FetchGroup],
+        fetches: Mapping[int, FetchNode],
+        operation_name: str | None,
+    ) -> BatchFetchNode:
+        """One request for several entity groups of one subgraph (their fetch nodes are built
+        first: conflict aliases are set on the selections by then)."""
+        subgraph = groups[0].subgraph
+        fields: list[str] = []
+        usages: list[str] = []
+        by_shape: dict[tuple[str, str], int] = {}
+        aliases: list[int] = []
+        for g in groups:
+            selections = print_selections(g.selections)
+            requires = print_selections(g.requires)
+            alias = by_shape.get((selections, requires))
+            if alias is None:
+                alias = by_shape[(selections, requires)] = len(fields)
+                fields.append(
+                    f"{batch_alias(alias)}:_entities(representations:${batch_variable(alias)})"
+                    + selections
+                )
+                variables_used(g.selections, usages)
+            aliases.append(alias)
+        definitions = [f"${batch_variable(i)}:[_Any!]!" for i in range(len(fields))]
+        definitions += self._definitions(usages)
+        name = f"{operation_name}__{subgraph}__{groups[0].id}" if operation_name else None
+        header = "query" + (f" {name}" if name else "") + "(" + ",".join(definitions) + ")"
+        return BatchFetchNode(
+            subgraph=subgraph,
+            operation=header + "{" + " ".join(fields) + "}",
+            operation_name=name,
+            variable_usages=tuple(usages),
+            parts=tuple(FlattenNode(g.merge_at, fetches[g.id]) for g in groups),
+            aliases=tuple(aliases),
+            id=groups[0].id,
+        )
 
     def _fetch_node(self, group: _FetchGroup, operation_name: str | None, kind: str) -> FetchNode:
         root_type = self.sg.root_types.get(kind, "Query")
@@ -1350,8 +1486,10 @@ def _merge_tree(target: dict[str, Any], source: Mapping[str, Any]) -> None:
 class QueryPlanner:
     """Plans operations against one supergraph."""
 
-    def __init__(self, supergraph: Supergraph) -> None:
+    def __init__(self, supergraph: Supergraph, *, merge_entity_fetches: bool = True) -> None:
         self.supergraph = supergraph
+        #: batch the ``_entities`` fetches of one subgraph that run at the same stage
+        self.merge_entity_fetches = merge_entity_fetches
 
     def plan(
         self,
@@ -1370,6 +1508,7 @@ class QueryPlanner:
         if root_type is None:
             raise PlanningError(f"the supergraph has no {kind} type")
         builder = _Builder(self.supergraph, fragments, variables)
+        builder.merge_entity_fetches = self.merge_entity_fetches
         builder.variable_definitions = {
             v.variable.name.value: print_ast(v) for v in operation.variable_definitions or ()
         }
@@ -1409,6 +1548,7 @@ class QueryPlanner:
                         steps.append(node)
                 current = _Builder(self.supergraph, builder.fragments, builder.variables)
                 current.variable_definitions = builder.variable_definitions
+                current.merge_entity_fetches = builder.merge_entity_fetches
                 current.root_group(graph)
             current.plan_root_field(root_type, f, current.roots[0])
         if current is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from pek.router.dedup import DeduplicatingGateway, operation_type
@@ -114,6 +115,53 @@ async def test_every_waiter_gets_its_own_top_level_dict(
     first, second = await run_together(gate, [gateway.execute(QUERY), gateway.execute(QUERY)])
     first["extensions"] = {"mine": True}
     assert "extensions" not in second
+
+
+async def test_execute_encoded_encodes_once_per_shared_execution(
+    supergraph: str,
+    subgraphs: dict[str, GatedSubgraph],
+    gate: asyncio.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway, _ = make(supergraph, subgraphs)
+    encodings = 0
+    real_dumps = orjson.dumps
+
+    def counting_dumps(value: Any, *args: Any, **kwargs: Any) -> bytes:
+        nonlocal encodings
+        encodings += 1
+        return real_dumps(value, *args, **kwargs)
+
+    monkeypatch.setattr("pek.router.dedup.orjson.dumps", counting_dumps)
+    calls = [gateway.execute_encoded(QUERY) for _ in range(N)]
+    results = await run_together(gate, calls)
+    before = encodings
+    monkeypatch.undo()
+    alone = await gateway.execute(QUERY)
+    # the request keys use orjson too (one per request, variables only): count the bodies
+    bodies = {id(body) for _, body in results}
+    assert len(bodies) == 1
+    assert before == N + 1
+    for result, body in results:
+        assert orjson.loads(body) == alone == result
+        assert body == orjson.dumps(alone)
+    assert (gateway.stats.executions, gateway.stats.shared) == (2, N - 1)
+
+
+async def test_execute_encoded_runs_mutations_and_dedup_off_alone(
+    supergraph: str, subgraphs: dict[str, GatedSubgraph], gate: asyncio.Event
+) -> None:
+    gateway, _ = make(supergraph, subgraphs, dedup=False)
+    gate.set()
+    first, second = [await gateway.execute_encoded(QUERY) for _ in range(2)]
+    assert first[1] == second[1] == orjson.dumps(first[0])
+    assert gateway.stats.executions == 2
+    shared, _ = make(supergraph, subgraphs)
+    result, body = await shared.execute_encoded(
+        'mutation { createUser(name: "Encoded") { name } }'
+    )
+    assert orjson.loads(body) == result == {"data": {"createUser": {"name": "Encoded"}}}
+    assert shared.stats.shared == 0
 
 
 async def test_two_viewers_never_share(
