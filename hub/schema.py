@@ -304,21 +304,6 @@ class Query:
             )
             return [Realm.from_row(r) for r in rows]
 
-    @strawberry.federation.field(
-        description="The hub-owned object with the global ID `id` (Relay); objects of a "
-        "realm are resolved by that realm.",
-        # Each realm resolves its own IDs with its own Query.node.
-        shareable=True,
-    )
-    async def node(self, info: HubInfo, id: strawberry.ID) -> Node | None:
-        try:
-            gid = ids.decode(id)
-        except ids.InvalidGlobalId as exc:
-            raise ClientError(str(exc)) from None
-        if gid.realm is not None or gid.type_name != "User":
-            raise ClientError("Invalid ID: it does not name an object of the hub")
-        return await _load_user(info, gid.local_id)
-
 
 def build_schema() -> SubgraphSchema:
     """The hub's federation schema."""

@@ -3,9 +3,12 @@
 The router reads these from the supergraph (``@composeDirective`` keeps them there); it never
 hard-codes a field. Both live in the spec ``https://pek.sch.bme.hu/realmRouting/v0.1``:
 
-``@realmOwner(argument: "id")``
+``@realmOwner(argument: "id", hubIds: false)``
     The field goes to the ONE realm that owns its argument ``argument``: a realm-qualified
-    global ID, or, for an argument named ``realm``, a realm id.
+    global ID, or, for an argument named ``realm``, a realm id. An ID that names no realm (a
+    hub-owned object such as a ``User``) is refused without asking any realm, unless
+    ``hubIds: true``: then any one realm answers it (``node(id:)`` returns the hub entity's
+    reference, which the router completes from the hub).
 ``@realmFanout(orderBy: ["name"])``
     The field goes to every realm the viewer may see; the lists (for a connection: the
     edges' ``node``) are merged ascending by the given fields of the items, ties broken by
@@ -30,6 +33,7 @@ ROUTING_SPEC = "https://pek.sch.bme.hu/realmRouting/v0.1"
 )
 class RealmOwner:
     argument: str
+    hub_ids: bool = False
 
 
 @strawberry.federation.schema_directive(
@@ -43,8 +47,8 @@ class RealmFanout:
     order_by: list[str]
 
 
-def owner(argument: str) -> RealmOwner:
-    return RealmOwner(argument=argument)
+def owner(argument: str, *, hub_ids: bool = False) -> RealmOwner:
+    return RealmOwner(argument=argument, hub_ids=hub_ids)
 
 
 def fanout(*order_by: str) -> RealmFanout:

@@ -501,11 +501,12 @@ class Query:
             return [Semester.of(info, r) for r in rows]
 
     @strawberry.federation.field(
-        description="The object of this realm with the global ID `id` (Relay); null plus an "
-        "error for an ID of another realm or a forged one.",
-        directives=[owner("id")],
-        # The hub resolves the IDs it owns with its own Query.node.
-        shareable=True,
+        description="The object with the global ID `id` (Relay): an object of a realm is "
+        "resolved by that realm, a hub-owned one (a User) by the hub; null plus an error for a "
+        "forged ID.",
+        # Routed by the ID's realm; an ID of the hub may go to any realm, which answers with the
+        # entity's reference for the router to complete from the hub.
+        directives=[owner("id", hub_ids=True)],
     )
     async def node(self, info: RealmInfo, id: strawberry.ID) -> Node | None:
         return await resolve_node(info, id)
@@ -539,7 +540,11 @@ async def resolve_node(info: RealmInfo, value: str) -> Node | None:
         gid = ids.decode(value)
     except ids.InvalidGlobalId as exc:
         raise ClientError(str(exc)) from None
-    if gid.realm is None or gid.realm != info.context.realm_id:
+    if gid.realm is None:
+        if gid.type_name == "User":
+            return User.of(gid.local_id)  # a hub entity: the router fetches it from the hub
+        raise ClientError("Invalid ID: it does not name an object")
+    if gid.realm != info.context.realm_id:
         raise ClientError("Invalid ID: it does not name an object of this realm")
     loaders = info.context.load()
     local = gid.local_id

@@ -314,10 +314,6 @@ def test_one_users_memberships_across_every_realm(fed: Federation) -> None:
     assert canary <= {m["id"] for m in memberships}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Query.node is declared by the hub (@shareable) and by the realm subgraph "
-    "(@realmOwner); the planner sends every node(id:) to the hub, which refuses realm IDs. "
-    "Choosing the subgraph by the ID's realm is a planner change (router/planner.py)."))
 def test_node_resolves_an_id_of_each_realm_through_its_owner(fed: Federation) -> None:
     for realm, canary in fed.canaries.items():
         group_id = canary.ids["Group"][0]

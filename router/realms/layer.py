@@ -350,6 +350,7 @@ class _Routed:
                        BAD_USER_INPUT)
             return None
         realm_ids: set[str] = set()
+        hub_objects = False
         for item in values:
             if root.owner.by_realm_id:
                 if not ids.REALM_ID_RE.match(item):
@@ -364,10 +365,20 @@ class _Routed:
                 self._fail(root, str(exc), BAD_USER_INPUT)
                 return None
             if gid.realm is None:
+                if root.owner.hub_ids:
+                    hub_objects = True  # any realm answers with the hub entity's reference
+                    continue
                 self._fail(root, "Invalid ID: it does not name an object of a realm",
                            BAD_USER_INPUT)
                 return None
             realm_ids.add(gid.realm)
+        if hub_objects and not realm_ids:
+            answering = next((r for r in self.snapshot.enabled() if r.reachable), None)
+            if answering is None:
+                self._fail(root, "No realm is available to resolve this ID", REALM_UNAVAILABLE)
+                return None
+            self.realms[answering.id] = answering
+            return answering
         if len(realm_ids) != 1:
             self._fail(root, f"{root.name} takes IDs of one realm at a time", BAD_USER_INPUT)
             return None

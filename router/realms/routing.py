@@ -57,6 +57,8 @@ class OwnerRouting:
     """``@realmOwner``: the argument path whose value names the owning realm."""
 
     argument_path: tuple[str, ...]
+    #: ``hubIds: true``: an ID naming no realm (a hub object) may be answered by any realm.
+    hub_ids: bool = False
 
     @property
     def by_realm_id(self) -> bool:
@@ -243,7 +245,7 @@ class RealmRouting:
         path = tuple(argument.split("."))
         if path[0] not in field.args:
             raise RoutingDeclarationError(f"{where} has no argument {path[0]!r} to route by")
-        return OwnerRouting(path)
+        return OwnerRouting(path, hub_ids=args.get("hubIds") is True)
 
     def _fanout(self, where: str, field: GraphQLField, args: dict[str, Any]) -> FanoutRouting:
         order_by = args.get("orderBy")
