@@ -8,6 +8,7 @@ Realms report changes and full resyncs (:class:`pek.schema.index_protocol.IndexM
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from pek.hub import models
 from pek.hub.registry import INDEX_VERSION, UnknownRealm, bump_version, current_version
 from pek.schema import ids
 from pek.schema.index_protocol import TIMESTAMP_WINDOW, IndexMessage
+
+log = logging.getLogger("pek.hub")
 
 
 class ReplayedCall(Exception):
@@ -151,3 +154,40 @@ async def read_index(session: AsyncSession, user_gids: Sequence[str]) -> dict[st
             for s in states
         },
     }
+
+
+#: The Redis key routers watch (``pek.router.realms.index.VERSION_KEY``): the newest index
+#: version. Raising it makes every router replica drop its cached entries at once, so a stale
+#: cache never hides a realm where a user just got a membership.
+REDIS_VERSION_KEY = "pek:federation-index:v1:version"
+_RAISE_VERSION = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+class IndexVersionPublisher:
+    """Publishes the hub's index version to Redis after every change (best effort: with Redis
+    down, routers fall back to their cache TTL, and nothing fails)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis_url = redis_url
+        self._client: Any = None
+
+    async def publish(self, version: int) -> None:
+        if not self._redis_url:
+            return
+        try:
+            if self._client is None:
+                import redis.asyncio as aioredis
+
+                self._client = aioredis.from_url(self._redis_url, socket_timeout=1.0)
+            await self._client.eval(_RAISE_VERSION, 1, REDIS_VERSION_KEY, str(version))
+        except Exception as exc:  # Redis is an optimisation here, never an error
+            log.warning("could not publish the federation-index version to Redis: %s", exc)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

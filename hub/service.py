@@ -19,7 +19,7 @@ from pek.hub import policies as hub_policies
 from pek.hub.auth.routes import HubAuth
 from pek.hub.demo import DemoRealm, demo_realm_name, seed_hub
 from pek.hub.loaders import HubLoaders
-from pek.hub.registry import RealmRecord, UnknownRealm
+from pek.hub.registry import INDEX_VERSION, RealmRecord, UnknownRealm, current_version
 from pek.hub.schema import HubContext, build_schema
 from pek.schema.context import resolve_viewer
 from pek.schema.ids import REALM_ID_RE, InvalidGlobalId
@@ -91,6 +91,7 @@ class HubSubgraph(SubgraphService):
         if self._auth is not None:
             await self._auth.aclose()
             self._auth = None
+        await self.index_versions.aclose()
         await super().aclose()
 
     def __init__(
@@ -98,6 +99,8 @@ class HubSubgraph(SubgraphService):
     ) -> None:
         super().__init__(settings)
         self.demo_realms = demo_realms
+        #: Tells routers (through Redis) that the federation index changed.
+        self.index_versions = federation_index.IndexVersionPublisher(settings.redis_url)
         self._auth = None
         #: The hub reads its own key directory rather than asking itself for its JWKS.
         self.token_verifier = TokenVerifier(
@@ -188,7 +191,12 @@ class HubSubgraph(SubgraphService):
         async with self.sessionmaker.begin() as session:
             if nonce is not None:
                 await federation_index.remember_nonce(session, nonce, now)
-            return await federation_index.apply_message(session, message, now)
+            changed = await federation_index.apply_message(session, message, now)
+        if changed:
+            async with self.sessionmaker() as session:
+                version = await current_version(session, INDEX_VERSION)
+            await self.index_versions.publish(version)
+        return changed
 
     async def read_federation_index(self, user_ids: Sequence[str]) -> dict[str, Any]:
         """What ``GET /internal/federation-index`` answers for these User IDs."""

@@ -252,3 +252,36 @@ async def test_in_process_sink_uses_the_same_outbox(tmp_path: Path) -> None:
     finally:
         await realm.aclose()
         await hub.aclose()
+
+
+async def test_hub_publishes_the_index_version_for_routers(tmp_path: Path) -> None:
+    """Every index change raises the version routers watch in Redis, so their cached entries
+    are dropped at once (a stale cache never hides a realm a user just joined)."""
+    import redis.asyncio as aioredis
+
+    from pek.hub.federation_index import REDIS_VERSION_KEY
+    from pek.router.realms.index import VERSION_KEY
+
+    assert REDIS_VERSION_KEY == VERSION_KEY  # the hub and the router agree on the key
+    redis_url = "redis://127.0.0.1:6379/11"
+    client = aioredis.from_url(redis_url)
+    await client.delete(VERSION_KEY)
+    name = await create_database("pek_index_hub")
+    service = HubSubgraph(realm_settings(tmp_path, hub_database_url=PG + name,
+                                         index_secret=SECRET, redis_url=redis_url))
+    try:
+        await service.start()
+        await service.register_realm("alpha", "Alpha")
+        message = IndexMessage("alpha", 1, user_ids_added=(ids.encode("User", 3),))
+        assert await service.apply_index_message(message)
+        first = int(await client.get(VERSION_KEY))
+        read = await service.read_federation_index([ids.encode("User", 3)])
+        assert first == read["version"]
+        later = IndexMessage("alpha", 2, user_ids_removed=(ids.encode("User", 3),))
+        assert await service.apply_index_message(later)
+        assert int(await client.get(VERSION_KEY)) > first
+    finally:
+        await client.delete(VERSION_KEY)
+        await client.aclose()
+        await service.aclose()
+        await drop_database(name)

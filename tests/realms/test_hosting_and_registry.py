@@ -126,7 +126,10 @@ def test_routing_directives_are_in_the_sdl_and_survive_composition() -> None:
         SubgraphDefinition("realm", "http://realm/graphql", realm_sdl),
     ])
     assert '@link(url: "https://pek.sch.bme.hu/realmRouting/v0.1"' in supergraph
-    assert "directive @realmOwner(argument: String!, hubIds: Boolean! = false) on FIELD_DEFINITION" in supergraph
+    assert (
+        "directive @realmOwner(argument: String!, hubIds: Boolean! = false) on FIELD_DEFINITION"
+        in supergraph
+    )
     assert "directive @realmFanout(orderBy: [String!]!) on FIELD_DEFINITION" in supergraph
     assert '@join__field(graph: REALM) @realmOwner(argument: "id", hubIds: false)' in supergraph
     assert '@realmFanout(orderBy: ["name"])' in supergraph
