@@ -30,6 +30,13 @@ class ClientError(Exception):
         self.extensions: dict[str, Any] = {"code": code, **extensions}
 
 
+class Unauthenticated(ClientError):
+    """A presented access token is not valid: the request is refused, not run anonymously."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="UNAUTHENTICATED")
+
+
 def resolve_viewer(
     settings: Settings, headers: Mapping[str, str], verifier: TokenVerifier | None = None
 ) -> int | None:
@@ -39,9 +46,9 @@ def resolve_viewer(
     here, by this subgraph, whatever the router did before (signature from the hub's JWKS,
     issuer, audience, expiry, required claims: :mod:`pek.schema.tokens`). ``verifier`` is the
     process's own by default. No header naming a user is ever trusted, in dev mode neither
-    (the dev sign-in mints a real token). A missing or invalid token makes the caller
-    anonymous: the router already answered 401 to a public client with a bad token, so what
-    reaches a subgraph with one is a forgery and gets no more than the public does.
+    (the dev sign-in mints a real token). No token: an anonymous caller. An invalid token
+    (forged, expired, another issuer or audience...) raises :class:`Unauthenticated`: the
+    subgraph refuses the request (HTTP 401), as the router does at the edge.
     """
     token = bearer_token(headers)
     if token is None:
@@ -50,7 +57,7 @@ def resolve_viewer(
         claims = (verifier or verifier_for(settings)).verify(token)
     except InvalidToken as exc:
         log.warning("rejected an access token: %s", exc)
-        return None
+        raise Unauthenticated(f"The access token is not valid ({exc})") from None
     return claims.user_id
 
 

@@ -181,6 +181,8 @@ class SubgraphService(ABC):
                 operation_name=request.operation_name,
                 allowed_operation_types=allowed,
             )
+        except ClientError as exc:  # refused before execution (an invalid token): no data
+            return {"errors": [{"message": exc.message, "extensions": exc.extensions}]}
         except Exception:
             log.exception("%s: request failed outside of any resolver", self.role)
             return {
@@ -215,7 +217,13 @@ class SubgraphService(ABC):
             return parsed
         # GraphQL over HTTP: GET must not change anything.
         result = await execute(parsed, allow_mutations=request.method == "POST")
-        return Response(orjson.dumps(result), media_type="application/json")
+        status = 200
+        if "data" not in result and any(
+            (e.get("extensions") or {}).get("code") == "UNAUTHENTICATED"
+            for e in result.get("errors") or ()
+        ):
+            status = 401
+        return Response(orjson.dumps(result), status_code=status, media_type="application/json")
 
     async def _http_health(self, request: Request) -> Response:
         if self._engine is not None and await database_answers(self._engine):

@@ -1,5 +1,5 @@
 """The hub's tokens: forged ones are refused by the router (401) and, sent straight to each
-subgraph's HTTP endpoint, by the subgraph itself (anonymous); keys rotate with overlap."""
+subgraph's HTTP endpoint, by the subgraph itself (401 UNAUTHENTICATED); keys rotate with overlap."""
 
 from __future__ import annotations
 
@@ -151,6 +151,14 @@ def _asgi(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sub")
 
 
+def _refused(body: dict[str, Any]) -> str:
+    """The code of a subgraph's refusal: no data, one UNAUTHENTICATED error."""
+    assert "data" not in body, body
+    codes = [e["extensions"]["code"] for e in body["errors"]]
+    assert codes == ["UNAUTHENTICATED"], body
+    return str(codes[0])
+
+
 async def test_each_subgraph_refuses_forged_tokens_on_its_http_endpoint(
     federated: dict[str, Any],
 ) -> None:
@@ -160,11 +168,15 @@ async def test_each_subgraph_refuses_forged_tokens_on_its_http_endpoint(
         async def hub_me(token: str) -> Any:
             answer = await hub_http.post("/graphql", json=ME,
                                          headers={"authorization": f"Bearer {token}"})
+            if answer.status_code == 401:
+                return _refused(answer.json())
             return answer.json()["data"]["me"]
 
-        async def realm_scoreboards(token: str) -> list[Any]:
+        async def realm_scoreboards(token: str) -> Any:
             answer = await realm_http.post("/graphql", json=SCOREBOARD,
                                            headers={"authorization": f"Bearer {token}"})
+            if answer.status_code == 401:
+                return _refused(answer.json())
             return [e["node"]["scoreboard"] for e in answer.json()["data"]["groups"]["edges"]]
 
         # The control: the hub's own token is accepted by both (the realm via HTTP JWKS).
@@ -174,9 +186,8 @@ async def test_each_subgraph_refuses_forged_tokens_on_its_http_endpoint(
         bare = await hub_http.post("/graphql", json=ME, headers={"x-pek-dev-user": "1"})
         assert bare.json()["data"]["me"] is None
         for name, forged in forged_tokens(settings).items():
-            assert await hub_me(forged) is None, f"hub accepted: {name}"
-            assert await realm_scoreboards(forged) == [None, None, None], \
-                f"realm accepted: {name}"
+            assert await hub_me(forged) == "UNAUTHENTICATED", f"hub accepted: {name}"
+            assert await realm_scoreboards(forged) == "UNAUTHENTICATED", f"realm accepted: {name}"
 
 
 async def test_router_answers_401_unauthenticated_to_forged_tokens(
