@@ -29,6 +29,7 @@ from sqlalchemy import update
 
 from pek.realm import models
 from pek.realm.canary import Canary, seed_canary
+from pek.realm.index import queue_full_resync
 from pek.realm.service import RealmSubgraph
 from pek.router.realms.merge import Sorted, merge_order, order_key
 from pek.schema import ids
@@ -127,6 +128,9 @@ async def _seed_canaries(database: str, realm_ids: list[str], logs: Path) -> dic
                 canaries[realm] = await seed_canary(
                     session, realm, user_ids=(EVERYWHERE, base, base + 1)
                 )
+            # The full resync this service queued at start-up may already have been sent by the
+            # running realm process, before the canaries existed: queue one that sees them.
+            await queue_full_resync(service.sessions_of(realm))
     finally:
         await service.aclose()
     return canaries
