@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pek.hub import models
 from pek.hub.registry import INDEX_VERSION, UnknownRealm, bump_version, current_version
 from pek.schema import ids
-from pek.schema.index_protocol import TIMESTAMP_WINDOW, IndexMessage
+from pek.schema.index_protocol import (
+    RAISE_VERSION_SCRIPT,
+    REDIS_VERSION_KEY,
+    TIMESTAMP_WINDOW,
+    IndexMessage,
+)
 
 log = logging.getLogger("pek.hub")
 
@@ -156,20 +161,12 @@ async def read_index(session: AsyncSession, user_gids: Sequence[str]) -> dict[st
     }
 
 
-#: The Redis key routers watch (``pek.router.realms.index.VERSION_KEY``): the newest index
-#: version. Raising it makes every router replica drop its cached entries at once, so a stale
-#: cache never hides a realm where a user just got a membership.
-REDIS_VERSION_KEY = "pek:federation-index:v1:version"
-_RAISE_VERSION = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"""
 
 
 class IndexVersionPublisher:
-    """Publishes the hub's index version to Redis after every change (best effort: with Redis
-    down, routers fall back to their cache TTL, and nothing fails)."""
+    """Publishes the hub's index version to Redis after every change, so every router replica
+    drops older cached entries at once (best effort: with Redis down, routers fall back to their
+    cache TTL, and nothing fails)."""
 
     def __init__(self, redis_url: str) -> None:
         self._redis_url = redis_url
@@ -183,7 +180,7 @@ class IndexVersionPublisher:
                 import redis.asyncio as aioredis
 
                 self._client = aioredis.from_url(self._redis_url, socket_timeout=1.0)
-            await self._client.eval(_RAISE_VERSION, 1, REDIS_VERSION_KEY, str(version))
+            await self._client.eval(RAISE_VERSION_SCRIPT, 1, REDIS_VERSION_KEY, str(version))
         except Exception as exc:  # Redis is an optimisation here, never an error
             log.warning("could not publish the federation-index version to Redis: %s", exc)
 

@@ -197,3 +197,15 @@ def verify(
     if not hmac.compare_digest(_mac(secret, timestamp, nonce, body), signature):
         raise SignatureRejected("bad signature")
     return nonce
+
+
+#: Redis keys the hub and the routers share for the federation index.
+REDIS_INDEX_PREFIX = "pek:federation-index:v1:"
+#: The newest index version: the hub raises it on every change, routers drop older cache entries.
+REDIS_VERSION_KEY = REDIS_INDEX_PREFIX + "version"
+#: Lua: set KEYS[1] to ARGV[1] only if that raises it (versions never go back).
+RAISE_VERSION_SCRIPT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""

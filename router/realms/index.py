@@ -37,12 +37,17 @@ import httpx
 import orjson
 
 from pek.schema.ids import REALM_ID_RE
+from pek.schema.index_protocol import (
+    RAISE_VERSION_SCRIPT,
+    REDIS_INDEX_PREFIX,
+    REDIS_VERSION_KEY,
+)
 
 log = logging.getLogger("pek.router.realms")
 
-_PREFIX = "pek:federation-index:v1:"
+_PREFIX = REDIS_INDEX_PREFIX
 #: Redis key holding the newest index version (an integer); the hub may set it on changes.
-VERSION_KEY = _PREFIX + "version"
+VERSION_KEY = REDIS_VERSION_KEY
 #: Redis key of the invalidation generation, increased by :meth:`FederationIndex.invalidate`.
 GENERATION_KEY = _PREFIX + "generation"
 _USER_KEY = _PREFIX + "user:"
@@ -50,11 +55,7 @@ _USER_KEY = _PREFIX + "user:"
 MAX_USERS_PER_REQUEST = 100
 _MEMORY_ENTRIES = 100_000
 
-_RAISE_VERSION = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +302,7 @@ class FederationIndex:
             return
         try:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.eval(_RAISE_VERSION, 1, VERSION_KEY, str(version))
+            pipe.eval(RAISE_VERSION_SCRIPT, 1, VERSION_KEY, str(version))
             ttl_ms = max(1, int(self.ttl_seconds * 1000))
             for user, (realms, synced) in found.items():
                 value = orjson.dumps({

@@ -259,8 +259,8 @@ async def test_hub_publishes_the_index_version_for_routers(tmp_path: Path) -> No
     are dropped at once (a stale cache never hides a realm a user just joined)."""
     import redis.asyncio as aioredis
 
-    from pek.hub.federation_index import REDIS_VERSION_KEY
     from pek.router.realms.index import VERSION_KEY
+    from pek.schema.index_protocol import REDIS_VERSION_KEY
 
     assert REDIS_VERSION_KEY == VERSION_KEY  # the hub and the router agree on the key
     redis_url = "redis://127.0.0.1:6379/11"
