@@ -96,6 +96,9 @@ class Settings:
     public_url: str = ""
     #: OpenID Connect discovery URL of the identity provider; empty: AuthSCH's endpoints.
     oidc_discovery_url: str = ""
+    #: Base URL of AuthSCH, the default provider when ``oidc_discovery_url`` is empty: its
+    #: endpoints are ``/site/login``, ``/oauth2/token`` and ``/oidc/userinfo`` below it.
+    authsch_url: str = "https://auth.sch.bme.hu"
     #: OAuth client id at the identity provider; empty: no provider (dev sign-in only).
     oidc_client_id: str = ""
     #: OAuth client secret at the identity provider (sent with HTTP Basic).

@@ -1,9 +1,10 @@
 """Identity providers and the OAuth 2.0 / OpenID Connect client side of sign-in (authlib).
 
-The default provider comes from the settings: AuthSCH's endpoints when
-``PEK_OIDC_DISCOVERY_URL`` is empty, else any OpenID Connect provider by its discovery URL;
-it is configured at all only when ``PEK_OIDC_CLIENT_ID`` is set. More providers come from
-the JSON file ``PEK_OIDC_PROVIDERS_FILE``, for instance one per realm::
+The default provider comes from the settings: AuthSCH when ``PEK_OIDC_DISCOVERY_URL`` is
+empty (its fixed endpoints below ``PEK_AUTHSCH_URL``: ``/site/login``, ``/oauth2/token``,
+``/oidc/userinfo``; no discovery), else any OpenID Connect provider by its discovery URL; it is
+configured at all only when ``PEK_OIDC_CLIENT_ID`` is set. More providers come from the JSON
+file ``PEK_OIDC_PROVIDERS_FILE``, for instance one per realm::
 
     {
       "kir-keycloak": {
@@ -15,24 +16,34 @@ the JSON file ``PEK_OIDC_PROVIDERS_FILE``, for instance one per realm::
     }
 
 Instead of ``discovery_url`` a provider may give ``authorize_url``, ``token_url``,
-``userinfo_url`` (and ``issuer`` + ``jwks_url`` to check ID tokens). ``realms`` lists the realms
-whose sign-in (``/auth/login?realm=kir``) uses this provider; any other realm uses the default.
+``userinfo_url`` (and ``issuer`` + ``jwks_url`` to check ID tokens); also
+``token_endpoint_auth_method`` (``client_secret_basic``, the default, ``client_secret_post`` or
+``none``). ``realms`` lists the realms whose sign-in (``/auth/login?realm=kir``) uses this
+provider; a realm belongs to one provider at most, and any other realm uses the default. Names
+are lower-case (``[a-z0-9._-]``) and must differ from the default's (``authsch`` / ``oidc``). The
+file is checked whole when the hub starts: an unreadable or malformed file, an unknown key or a
+wrong type stops the start with a :class:`ProvidersFileError` naming the file, the provider and
+the problem.
 
 The flow is the authorization-code grant with PKCE (S256), ``state`` and ``nonce``; the client
-authenticates with HTTP Basic (``client_secret_basic``). An ID token, when the provider sends
-one and publishes its keys, is verified (signature, issuer, audience, expiry, nonce); the
-profile claims come from it and from the userinfo endpoint.
+authenticates with HTTP Basic (``client_secret_basic``) unless configured otherwise. An ID
+token, when the provider sends one and publishes its keys, is verified (signature, issuer,
+audience, expiry, nonce); the profile claims come from it and from the userinfo endpoint
+(Bearer). Identities are keyed by (provider name, ``sub``): the same ``sub`` at two providers
+is two identities, hence two users.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import authlib.deprecate
 import httpx
@@ -51,14 +62,29 @@ with warnings.catch_warnings():
 log = logging.getLogger("pek.auth")
 
 AUTHSCH = "authsch"
-AUTHSCH_ENDPOINTS = {
-    "authorization_endpoint": "https://auth.sch.bme.hu/site/login",
-    "token_endpoint": "https://auth.sch.bme.hu/oauth2/token",
-    "userinfo_endpoint": "https://auth.sch.bme.hu/oidc/userinfo",
+#: AuthSCH's endpoints below its base URL (``PEK_AUTHSCH_URL``); it has no discovery document.
+AUTHSCH_PATHS = {
+    "authorization_endpoint": "/site/login",
+    "token_endpoint": "/oauth2/token",
+    "userinfo_endpoint": "/oidc/userinfo",
 }
 #: ID-token algorithms accepted when the provider does not list its own (never HS*: that
 #: would make the client secret a signing key).
 DEFAULT_ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "PS256", "EdDSA")
+#: How the client may authenticate at the token endpoint.
+TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+_PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+#: Keys of one entry of the providers file.
+_FILE_KEYS = frozenset({
+    "discovery_url", "authorize_url", "token_url", "userinfo_url", "issuer", "jwks_url",
+    "client_id", "client_secret", "scopes", "realms", "token_endpoint_auth_method",
+})
+
+
+def authsch_endpoints(base_url: str) -> dict[str, str]:
+    """AuthSCH's authorization, token and userinfo endpoints below ``base_url``."""
+    base = base_url.rstrip("/")
+    return {key: base + path for key, path in AUTHSCH_PATHS.items()}
 
 
 class SignInError(Exception):
@@ -68,6 +94,10 @@ class SignInError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class ProvidersFileError(ValueError):
+    """``PEK_OIDC_PROVIDERS_FILE`` cannot be used; the message says where and why."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +113,9 @@ class ProviderConfig:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     realms: tuple[str, ...] = ()
     token_endpoint_auth_method: str = "client_secret_basic"
+    #: The provider of the settings (``PEK_OIDC_*``): its subjects are also the users'
+    #: ``subject`` (AuthSCH's UUID), and it serves every realm no other provider claims.
+    default: bool = False
 
 
 @dataclass
@@ -108,7 +141,11 @@ class LoginRequest:
 
 
 def providers_from_settings(settings: Settings) -> dict[str, ProviderConfig]:
-    """Every configured provider by name (empty when none is: dev sign-in only)."""
+    """Every configured provider by name (empty when none is: dev sign-in only).
+
+    Raises :class:`ProvidersFileError` when ``PEK_OIDC_PROVIDERS_FILE`` is unreadable or
+    malformed: the hub does not start with half of its sign-in configuration.
+    """
     providers: dict[str, ProviderConfig] = {}
     if settings.oidc_client_id:
         name = "oidc" if settings.oidc_discovery_url else AUTHSCH
@@ -118,56 +155,107 @@ def providers_from_settings(settings: Settings) -> dict[str, ProviderConfig]:
             client_secret=settings.oidc_client_secret,
             scopes=settings.oidc_scopes,
             discovery_url=settings.oidc_discovery_url,
-            endpoints={} if settings.oidc_discovery_url else AUTHSCH_ENDPOINTS,
+            endpoints={} if settings.oidc_discovery_url
+            else authsch_endpoints(settings.authsch_url),
+            default=True,
         )
     if settings.oidc_providers_file:
-        for name, config in _read_providers_file(Path(settings.oidc_providers_file)).items():
+        path = settings.oidc_providers_file
+        for name, config in read_providers_file(Path(path)).items():
+            if name in providers:
+                raise ProvidersFileError(
+                    f"PEK_OIDC_PROVIDERS_FILE={path}: provider {name!r}: the name of the default "
+                    "provider (PEK_OIDC_*); choose another"
+                )
             providers[name] = config
     return providers
 
 
-def _read_providers_file(path: Path) -> dict[str, ProviderConfig]:
+def read_providers_file(path: Path) -> dict[str, ProviderConfig]:
+    """The providers of a providers file (format in the module docstring), checked whole."""
+    where = f"PEK_OIDC_PROVIDERS_FILE={path}"
     try:
         document = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"PEK_OIDC_PROVIDERS_FILE={path}: {exc}") from None
+    except OSError as exc:
+        raise ProvidersFileError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise ProvidersFileError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(document, dict):
-        raise ValueError(f"PEK_OIDC_PROVIDERS_FILE={path}: expected an object of providers")
-    providers = {}
-    for name, entry in document.items():
-        if not isinstance(entry, dict) or not entry.get("client_id"):
-            raise ValueError(f"PEK_OIDC_PROVIDERS_FILE: provider {name!r} needs a client_id")
-        endpoints = {
-            key: str(entry[source])
-            for key, source in (
-                ("authorization_endpoint", "authorize_url"),
-                ("token_endpoint", "token_url"),
-                ("userinfo_endpoint", "userinfo_url"),
-                ("issuer", "issuer"),
-                ("jwks_uri", "jwks_url"),
-            )
-            if entry.get(source)
-        }
-        if not entry.get("discovery_url") and not (
-            "authorization_endpoint" in endpoints and "token_endpoint" in endpoints
-        ):
-            raise ValueError(
-                f"PEK_OIDC_PROVIDERS_FILE: provider {name!r} needs a discovery_url, or an "
-                "authorize_url and a token_url"
-            )
-        providers[name] = ProviderConfig(
-            name=name,
-            client_id=str(entry["client_id"]),
-            client_secret=str(entry.get("client_secret", "")),
-            scopes=str(entry.get("scopes", "openid profile email")),
-            discovery_url=str(entry.get("discovery_url", "")),
-            endpoints=endpoints,
-            realms=tuple(str(r) for r in entry.get("realms", [])),
-            token_endpoint_auth_method=str(
-                entry.get("token_endpoint_auth_method", "client_secret_basic")
-            ),
+        raise ProvidersFileError(
+            f"{where}: expected a JSON object of providers by name, got {type(document).__name__}"
         )
+    providers: dict[str, ProviderConfig] = {}
+    realm_owner: dict[str, str] = {}
+    for name, entry in document.items():
+        provider = _provider_entry(where, name, entry)
+        for realm in provider.realms:
+            if realm in realm_owner:
+                raise ProvidersFileError(
+                    f"{where}: realm {realm!r} is given to both {realm_owner[realm]!r} and "
+                    f"{name!r}"
+                )
+            realm_owner[realm] = name
+        providers[name] = provider
     return providers
+
+
+def _provider_entry(where: str, name: str, entry: object) -> ProviderConfig:
+    def bad(problem: str) -> ProvidersFileError:
+        return ProvidersFileError(f"{where}: provider {name!r}: {problem}")
+
+    if not _PROVIDER_NAME.fullmatch(name):
+        raise bad("a name is 1-100 lower-case letters, digits, '.', '_' or '-'")
+    if not isinstance(entry, dict):
+        raise bad("expected a JSON object")
+    unknown = sorted(set(entry) - _FILE_KEYS)
+    if unknown:
+        raise bad(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_FILE_KEYS))})")
+    strings: dict[str, str] = {}
+    for key in _FILE_KEYS - {"realms", "scopes"}:
+        value = entry.get(key, "")
+        if not isinstance(value, str):
+            raise bad(f"{key} must be a string")
+        strings[key] = value.strip()
+    for key in ("discovery_url", "authorize_url", "token_url", "userinfo_url", "jwks_url"):
+        if strings[key] and urlsplit(strings[key]).scheme not in ("http", "https"):
+            raise bad(f"{key} must be an http(s) URL, not {strings[key]!r}")
+    if not strings["client_id"]:
+        raise bad("needs a client_id")
+    if not strings["discovery_url"] and not (strings["authorize_url"] and strings["token_url"]):
+        raise bad("needs a discovery_url, or an authorize_url and a token_url")
+    method = strings["token_endpoint_auth_method"] or "client_secret_basic"
+    if method not in TOKEN_ENDPOINT_AUTH_METHODS:
+        raise bad(f"token_endpoint_auth_method must be one of "
+                  f"{', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}")
+    scopes = entry.get("scopes", "openid profile email")
+    if isinstance(scopes, list) and all(isinstance(s, str) for s in scopes):
+        scopes = " ".join(scopes)
+    if not isinstance(scopes, str) or "openid" not in scopes.split():
+        raise bad("scopes must be a string (or a list of strings) that includes openid")
+    realms = entry.get("realms", [])
+    if not isinstance(realms, list) or not all(isinstance(r, str) and r for r in realms):
+        raise bad('realms must be a list of realm ids, e.g. ["kir"]')
+    endpoints = {
+        key: strings[source]
+        for key, source in (
+            ("authorization_endpoint", "authorize_url"),
+            ("token_endpoint", "token_url"),
+            ("userinfo_endpoint", "userinfo_url"),
+            ("issuer", "issuer"),
+            ("jwks_uri", "jwks_url"),
+        )
+        if strings[source]
+    }
+    return ProviderConfig(
+        name=name,
+        client_id=strings["client_id"],
+        client_secret=strings["client_secret"],
+        scopes=" ".join(scopes.split()),
+        discovery_url=strings["discovery_url"],
+        endpoints=endpoints,
+        realms=tuple(dict.fromkeys(realms)),
+        token_endpoint_auth_method=method,
+    )
 
 
 class OidcClient:
@@ -205,9 +293,17 @@ class OidcClient:
                 if realm in provider.realms:
                     return provider
         for provider in self.providers.values():
-            if not provider.realms:
+            if provider.default:
                 return provider
-        return next(iter(self.providers.values()))
+        # No PEK_OIDC_* provider: a file provider that serves no realm in particular, else the
+        # only one there is.
+        unbound = [p for p in self.providers.values() if not p.realms]
+        if len(unbound) == 1 or len(self.providers) == 1:
+            return (unbound or list(self.providers.values()))[0]
+        raise SignInError(
+            "Choose an identity provider: /auth/login?realm=<realm> or ?provider=<name> "
+            "(GET /auth/providers lists them)"
+        )
 
     async def metadata(self, provider: ProviderConfig) -> ProviderMetadata:
         cached = self._metadata.get(provider.name)

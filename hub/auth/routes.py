@@ -3,7 +3,7 @@
 ``GET /auth/login?provider=&realm=&return_to=&response=json``
     Starts the authorization-code flow: remembers state, nonce, PKCE verifier and where to go
     back in a short-lived signed cookie (``pek_auth_tx``, path ``/auth``) and redirects to the
-    provider.
+    provider: the one named, else the one configured for ``realm``, else the default.
 ``GET /auth/callback?code=&state=``
     Checks the state, exchanges the code, upserts the user from the claims, issues an access
     token (JWT) and a refresh token. Browsers get them as httpOnly, Secure, SameSite=Lax cookies
@@ -13,6 +13,8 @@
     Rotates the refresh token (cookie, or JSON ``{"refresh_token": ...}``) for a new pair.
 ``POST /auth/logout``
     Revokes the refresh token's family and clears the cookies.
+``GET /auth/providers``
+    The configured providers: name, whether it is the default, its realms, its login URL.
 ``POST /auth/dev/token`` (dev mode only)
     ``{"user": "<User id>"}`` -> an access token for that user: what the dev sign-in uses.
 ``GET /.well-known/jwks.json``
@@ -39,7 +41,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from pek.hub import models
-from pek.hub.auth.oidc import AUTHSCH, OidcClient, SignInError, providers_from_settings
+from pek.hub.auth.oidc import (
+    OidcClient,
+    ProvidersFileError,
+    SignInError,
+    providers_from_settings,
+)
 from pek.hub.auth.sessions import InvalidRefreshToken, RefreshTokens
 from pek.hub.auth.users import upsert_user
 from pek.schema import ids
@@ -132,7 +139,13 @@ class HubAuth:
             DirectoryKeySource(self.keys), settings.token_issuer, settings.token_audience
         )
         self.refresh_tokens = RefreshTokens(sessions, settings.refresh_token_seconds)
-        self.oidc = OidcClient(providers_from_settings(settings))
+        try:
+            providers = providers_from_settings(settings)
+        except ProvidersFileError as exc:
+            # One clear line before the server's traceback: the hub does not start.
+            log.error("the hub cannot start: %s", exc)
+            raise
+        self.oidc = OidcClient(providers)
 
     def start(self) -> None:
         """Make sure a signing key exists before the first request."""
@@ -289,8 +302,7 @@ class HubAuth:
             return _error(exc.message, exc.status, "UNAUTHENTICATED")
         async with self.sessions.begin() as session:
             user = await upsert_user(
-                session, provider.name, claims, default_provider=provider.name
-                in ("oidc", AUTHSCH) and not provider.realms,
+                session, provider.name, claims, default_provider=provider.default
             )
             user_id = user.id
         log.info("user %s signed in through %s", user_id, provider.name)
@@ -349,7 +361,9 @@ class HubAuth:
 
     async def provider_list(self, request: Request) -> Response:
         return _json({"providers": [
-            {"name": p.name, "realms": list(p.realms)} for p in self.oidc.providers.values()
+            {"name": p.name, "default": p.default, "realms": list(p.realms),
+             "login": f"{AUTH_PATH}/login?provider={p.name}"}
+            for p in self.oidc.providers.values()
         ]})
 
     async def dev_token(self, request: Request) -> Response:

@@ -116,7 +116,11 @@ async def upsert_user(
     user: models.User | None = None
     if identity is not None:
         user = await session.get(models.User, identity.user_id)
-    elif default_provider:
+        if user is None:  # its user is gone (a database without cascading deletes)
+            await session.delete(identity)
+            await session.flush()
+            identity = None
+    if user is None and default_provider:
         user = await session.scalar(select(models.User).where(models.User.subject == subject))
     profile = profile_from_claims(claims)
     if user is None:

@@ -8,6 +8,7 @@ import http.cookiejar
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -38,13 +39,29 @@ CLIENT_SECRET = "pek-test-secret"
 class Provider:
     issuer: str
     process: subprocess.Popen[bytes]
+    #: With ``LOG_REQUESTS=1``: "<METHOD> <path> <auth scheme or ->" of every request it got.
+    requests: list[str]
 
     @property
     def discovery_url(self) -> str:
         return self.issuer + "/.well-known/openid-configuration"
 
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
-def _start_provider(redirect_uris: list[str]) -> Provider:
+
+def _read_requests(process: subprocess.Popen[bytes], requests: list[str]) -> None:
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = raw.decode().strip()
+        if line.startswith("request "):
+            requests.append(line.removeprefix("request "))
+
+
+def start_provider(redirect_uris: list[str], **switches: str) -> Provider:
+    """Start ``provider.mjs`` on a free loopback port; ``switches`` are its environment
+    switches (``FAMILY_NAME``, ``EMAIL_DOMAIN``, ``STYLE``, ``LOG_REQUESTS``)."""
     if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "oidc-provider").is_dir():
         pytest.fail(
             "The OIDC provider of the tests needs Node 20 and "
@@ -59,6 +76,7 @@ def _start_provider(redirect_uris: list[str]) -> Provider:
             "CLIENT_ID": CLIENT_ID,
             "CLIENT_SECRET": CLIENT_SECRET,
             "REDIRECT_URIS": " ".join(redirect_uris),
+            **switches,
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -68,7 +86,10 @@ def _start_provider(redirect_uris: list[str]) -> Provider:
     if not line.startswith("ready "):
         process.kill()
         pytest.fail(f"the OIDC provider did not start: {line!r}")
-    return Provider(line.split()[1], process)
+    requests: list[str] = []
+    # Keep reading its output (so it never blocks on a full pipe), collecting request lines.
+    threading.Thread(target=_read_requests, args=(process, requests), daemon=True).start()
+    return Provider(line.split()[1], process, requests)
 
 
 @pytest.fixture
@@ -78,12 +99,11 @@ def router_port() -> int:
 
 @pytest.fixture
 def provider(router_port: int) -> Iterator[Provider]:
-    started = _start_provider([f"http://127.0.0.1:{router_port}/auth/callback"])
+    started = start_provider([f"http://127.0.0.1:{router_port}/auth/callback"])
     try:
         yield started
     finally:
-        started.process.terminate()
-        started.process.wait(timeout=10)
+        started.stop()
 
 
 @dataclass
