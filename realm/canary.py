@@ -1,8 +1,8 @@
 """Canary data for the isolation suite: unique values in every kind of realm-owned row.
 
 :func:`seed_canary` writes a small, complete realm (groups, memberships with history and
-posts, a semester, guidelines, an evaluation with points and an entry request) whose every
-text carries one unique token. If that token ever shows up in an answer of another realm,
+posts, a semester, guidelines, an evaluation with points, an entry request and an archived
+version) whose every text carries one unique token. If that token ever shows up in an answer of another realm,
 isolation is broken.
 """
 
@@ -77,6 +77,13 @@ async def seed_canary(
     session.add_all([guideline, evaluation])
     await session.flush()
     canary.add("Guideline", guideline.id)
+    session.add(models.EvaluationVersion(
+        evaluation_id=evaluation.id, version=0, point_status=models.ReviewStatus.REJECTED,
+        entry_status=models.ReviewStatus.REJECTED, explanation=f"{token} earlier version",
+        snapshot={"points": [], "entries": [[0, "KB", f"{token} earlier justification"]],
+                  "totals": []},
+        archived_at=dt.datetime(2025, 12, 1, tzinfo=dt.UTC), archived_by=user_ids[0],
+    ))
     statuses = [models.MembershipStatus.ACTIVE] * (len(user_ids) - 1) + [
         models.MembershipStatus.NEWBIE
     ]

@@ -108,6 +108,7 @@ GUIDELINES = (
 SEMESTERS = (
     ("2024-2025/2", dt.date(2025, 2, 1), dt.date(2025, 6, 30), models.Season.OFF),
     ("2025-2026/1", dt.date(2025, 9, 1), dt.date(2026, 1, 31), models.Season.JUDGING),
+    ("2025-2026/2", dt.date(2026, 2, 1), dt.date(2026, 6, 30), models.Season.SUBMISSION),
 )
 JUSTIFICATIONS = (
     "Egész félévben kiemelkedő munkát végzett a kör rendezvényein.",
@@ -336,6 +337,9 @@ async def seed_realm(
                     tzinfo=dt.UTC,
                 ),
             )
+            if point_status in (models.ReviewStatus.ACCEPTED, models.ReviewStatus.REJECTED):
+                assert evaluation.submitted_at is not None
+                evaluation.judged_at = evaluation.submitted_at + dt.timedelta(days=7)
             session.add(evaluation)
             await session.flush()
             scored = active_by_group.get(group.id, [])

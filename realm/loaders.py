@@ -125,6 +125,7 @@ class RealmLoaders:
     evaluation: EvaluationByTerm
     points: RowsByKey[models.PointEntry]
     entry_requests: RowsByKey[models.EntryRequest]
+    evaluation_versions: RowsByKey[models.EvaluationVersion]
 
     @classmethod
     def create(cls, sessions: async_sessionmaker[AsyncSession]) -> RealmLoaders:
@@ -161,5 +162,9 @@ class RealmLoaders:
             ),
             entry_requests=RowsByKey(
                 sessions, m.EntryRequest, m.EntryRequest.evaluation_id, m.EntryRequest.id
+            ),
+            evaluation_versions=RowsByKey(
+                sessions, m.EvaluationVersion, m.EvaluationVersion.evaluation_id,
+                m.EvaluationVersion.version,
             ),
         )

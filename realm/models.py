@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     DateTime,
@@ -230,6 +232,39 @@ class Evaluation(RealmScoped, Base):
     #: Why the points or the entry requests were rejected (required for a rejection).
     explanation: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    submitted_by: Mapped[int | None] = mapped_column(Integer)
+    #: 1 at first; a change after judging archives the judged state
+    #: (:class:`EvaluationVersion`) and makes the next version.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    judged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    judged_by: Mapped[int | None] = mapped_column(Integer)
+
+
+class EvaluationVersion(RealmScoped, Base):
+    """A judged version of an evaluation, archived when the evaluation was changed after
+    judging: its review state and a copy of its points and entry requests."""
+
+    __tablename__ = "realm_evaluation_versions"
+    __table_args__ = (
+        UniqueConstraint("realm_id", "evaluation_id", "version", name="uq_realm_eval_versions"),
+        _in_realm("evaluation_id", "realm_evaluations", "fk_realm_eval_versions_evaluation"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(Integer, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    point_status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus, "review_status"))
+    entry_status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus, "review_status"))
+    explanation: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    submitted_by: Mapped[int | None] = mapped_column(Integer)
+    judged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    judged_by: Mapped[int | None] = mapped_column(Integer)
+    #: As they were: ``{"points": [[membership, guideline, points], ...], "entries":
+    #: [[membership, card, justification], ...], "totals": [[membership, user, total], ...]}``.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    archived_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    archived_by: Mapped[int] = mapped_column(Integer)
 
 
 class PointEntry(RealmScoped, Base):

@@ -1,5 +1,5 @@
 """The realm's mutations: applying to a group, managing memberships, creating and editing
-groups, moving a group's owner.
+groups, moving a group's owner; the evaluation workflow's are in :mod:`pek.realm.evaluations`.
 
 Every permission is decided by :mod:`pek.realm.permissions`, before anything is written: a
 denied mutation answers ``FORBIDDEN`` (``UNAUTHENTICATED`` for an anonymous caller) and
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pek.realm import models
+from pek.realm.evaluations import EvaluationMutation
 from pek.realm.index import record_membership_change
 from pek.realm.permissions import FORBIDDEN, UNAUTHENTICATED
 from pek.realm.routing import owner
@@ -94,7 +95,7 @@ def _committed(info: RealmInfo) -> None:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(EvaluationMutation):
     @strawberry.mutation(
         description="Apply to a group as the signed-in user: a pending (NEWBIE) membership.",
         directives=[owner("groupId")],

@@ -260,15 +260,164 @@ class EntryRequest(Node):
     realm: Realm = realm_field()
 
 
+@strawberry.type(description="A judged version of an evaluation, kept when the evaluation "
+                 "was changed after judging.")
+class EvaluationVersion:
+    version: int
+    point_status: models.ReviewStatus
+    entry_status: models.ReviewStatus
+    explanation: str | None
+    submitted_at: dt.datetime | None
+    submitted_by: User | None
+    judged_at: dt.datetime | None
+    judged_by: User | None
+    archived_at: dt.datetime
+    archived_by: User
+    row: strawberry.Private[models.EvaluationVersion]
+
+    @classmethod
+    def of(cls, row: models.EvaluationVersion) -> EvaluationVersion:
+        return cls(
+            version=row.version, point_status=row.point_status, entry_status=row.entry_status,
+            explanation=row.explanation, submitted_at=row.submitted_at,
+            submitted_by=_user_or_none(row.submitted_by), judged_at=row.judged_at,
+            judged_by=_user_or_none(row.judged_by), archived_at=row.archived_at,
+            archived_by=User.of(row.archived_by), row=row,
+        )
+
+    @strawberry.field(description="Each member's final points in this version.")
+    def totals(self, info: RealmInfo) -> list[MemberTotal]:
+        return [
+            MemberTotal(membership_id=info.context.global_id("Membership", membership),
+                        user=User.of(user), total=total)
+            for membership, user, total in self.row.snapshot.get("totals", [])
+        ]
+
+
+@strawberry.type(description="A member's final points in an archived version.")
+class MemberTotal:
+    membership_id: strawberry.ID
+    user: User
+    total: int
+
+
+def _user_or_none(user_id: int | None) -> User | None:
+    return User.of(user_id) if user_id is not None else None
+
+
 @strawberry.type(description="A group's evaluation for one semester.")
 class Scoreboard:
+    group: Group
     semester: Semester
     point_status: models.ReviewStatus
     entry_status: models.ReviewStatus
     explanation: str | None = strawberry.field(description="The reason of a rejection.")
+    version: int = strawberry.field(
+        description="1 at first; a change after judging makes the next version."
+    )
+    submitted_at: dt.datetime | None
+    submitted_by: User | None
+    judged_at: dt.datetime | None
+    judged_by: User | None
     guidelines: list[Guideline]
     rows: list[ScoreboardRow]
     entry_requests: list[EntryRequest]
+    evaluation_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="The judged versions before this one, oldest first.")
+    async def history(self, info: RealmInfo) -> list[EvaluationVersion]:
+        if self.evaluation_id is None:
+            return []
+        rows = await info.context.load().evaluation_versions.load(self.evaluation_id)
+        return [EvaluationVersion.of(row) for row in rows]
+
+
+async def build_scoreboard(
+    info: RealmInfo, group: models.Group, semester_row: models.Semester
+) -> Scoreboard:
+    """The scoreboard of ``group`` in ``semester_row`` (the caller checked viewScores)."""
+    loaders = info.context.load()
+    term = (group.id, semester_row.id)
+    guideline_rows, evaluation = await asyncio.gather(
+        loaders.guidelines.load(term), loaders.evaluation.load(term)
+    )
+    guidelines = {g.id: Guideline.of(info, g) for g in guideline_rows}
+    by_guideline = {g.id: g for g in guideline_rows}
+    board = Scoreboard(
+        group=Group.of(info, group),
+        semester=Semester.of(info, semester_row),
+        point_status=models.ReviewStatus.NOT_SUBMITTED,
+        entry_status=models.ReviewStatus.NOT_SUBMITTED,
+        explanation=None,
+        version=1,
+        submitted_at=None,
+        submitted_by=None,
+        judged_at=None,
+        judged_by=None,
+        guidelines=list(guidelines.values()),
+        rows=[],
+        entry_requests=[],
+        evaluation_id=None,
+    )
+    if evaluation is None:
+        return board
+    board.evaluation_id = evaluation.id
+    board.point_status, board.entry_status = evaluation.point_status, evaluation.entry_status
+    board.explanation, board.version = evaluation.explanation, evaluation.version
+    board.submitted_at = evaluation.submitted_at
+    board.submitted_by = _user_or_none(evaluation.submitted_by)
+    board.judged_at, board.judged_by = evaluation.judged_at, _user_or_none(evaluation.judged_by)
+    point_rows, entry_rows = await asyncio.gather(
+        loaders.points.load(evaluation.id), loaders.entry_requests.load(evaluation.id)
+    )
+    per_member: dict[int, list[models.PointEntry]] = defaultdict(list)
+    for entry in point_rows:
+        per_member[entry.membership_id].append(entry)
+    member_ids = list(per_member) + [e.membership_id for e in entry_rows]
+    member_rows = await loaders.membership.load_many(list(dict.fromkeys(member_ids)))
+    members = {m.id: Membership.of(info, m) for m in member_rows if m is not None}
+
+    for membership_id, entries in per_member.items():
+        score = member_score(
+            GuidelineScore(
+                by_guideline[e.guideline_id].category,
+                by_guideline[e.guideline_id].max_per_member,
+                e.points,
+            )
+            for e in entries
+        )
+        member = members[membership_id]
+        board.rows.append(
+            ScoreboardRow(
+                membership=member,
+                user=User.of(member.row.user_id),
+                points=[
+                    GuidelinePoints(
+                        guideline=guidelines[e.guideline_id],
+                        points=e.points,
+                        counted=counted_points(
+                            e.points, by_guideline[e.guideline_id].max_per_member
+                        ),
+                    )
+                    for e in entries
+                ],
+                work=score.work,
+                responsibility=score.responsibility,
+                total=score.total,
+            )
+        )
+    board.rows.sort(key=lambda r: (-r.total, r.membership.row.id))
+    board.entry_requests = [
+        EntryRequest(
+            id=info.context.global_id("EntryRequest", e.id),
+            membership=members[e.membership_id],
+            user=User.of(members[e.membership_id].row.user_id),
+            card=e.card,
+            justification=e.justification,
+        )
+        for e in entry_rows
+    ]
+    return board
 
 
 @strawberry.federation.type(keys=["id"], description="A group of a realm (a circle, a resort...).")
@@ -346,85 +495,10 @@ class Group(Node):
             raise ClientError("Invalid semester: expected a name like 2025-2026/1")
         if not await info.context.perms().can(Action.VIEW_SCORES, self.row):
             return None
-        loaders = info.context.load()
-        semester_row = await loaders.semester_by_name.load(semester)
+        semester_row = await info.context.load().semester_by_name.load(semester)
         if semester_row is None:
             raise ClientError(f"Unknown semester {semester}")
-        term = (self.row.id, semester_row.id)
-        guideline_rows, evaluation = await asyncio.gather(
-            loaders.guidelines.load(term), loaders.evaluation.load(term)
-        )
-        guidelines = {g.id: Guideline.of(info, g) for g in guideline_rows}
-        by_guideline = {g.id: g for g in guideline_rows}
-        if evaluation is None:
-            return Scoreboard(
-                semester=Semester.of(info, semester_row),
-                point_status=models.ReviewStatus.NOT_SUBMITTED,
-                entry_status=models.ReviewStatus.NOT_SUBMITTED,
-                explanation=None,
-                guidelines=list(guidelines.values()),
-                rows=[],
-                entry_requests=[],
-            )
-        point_rows, entry_rows = await asyncio.gather(
-            loaders.points.load(evaluation.id), loaders.entry_requests.load(evaluation.id)
-        )
-        per_member: dict[int, list[models.PointEntry]] = defaultdict(list)
-        for entry in point_rows:
-            per_member[entry.membership_id].append(entry)
-        member_ids = list(per_member) + [e.membership_id for e in entry_rows]
-        member_rows = await loaders.membership.load_many(list(dict.fromkeys(member_ids)))
-        members = {m.id: Membership.of(info, m) for m in member_rows if m is not None}
-
-        rows: list[ScoreboardRow] = []
-        for membership_id, entries in per_member.items():
-            score = member_score(
-                GuidelineScore(
-                    by_guideline[e.guideline_id].category,
-                    by_guideline[e.guideline_id].max_per_member,
-                    e.points,
-                )
-                for e in entries
-            )
-            member = members[membership_id]
-            rows.append(
-                ScoreboardRow(
-                    membership=member,
-                    user=User.of(member.row.user_id),
-                    points=[
-                        GuidelinePoints(
-                            guideline=guidelines[e.guideline_id],
-                            points=e.points,
-                            counted=counted_points(
-                                e.points, by_guideline[e.guideline_id].max_per_member
-                            ),
-                        )
-                        for e in entries
-                    ],
-                    work=score.work,
-                    responsibility=score.responsibility,
-                    total=score.total,
-                )
-            )
-        rows.sort(key=lambda r: (-r.total, r.membership.row.id))
-        return Scoreboard(
-            semester=Semester.of(info, semester_row),
-            point_status=evaluation.point_status,
-            entry_status=evaluation.entry_status,
-            explanation=evaluation.explanation,
-            guidelines=list(guidelines.values()),
-            rows=rows,
-            entry_requests=[
-                EntryRequest(
-                    id=info.context.global_id("EntryRequest", e.id),
-                    membership=members[e.membership_id],
-                    user=User.of(members[e.membership_id].row.user_id),
-                    card=e.card,
-                    justification=e.justification,
-                )
-                for e in entry_rows
-            ],
-        )
+        return await build_scoreboard(info, self.row, semester_row)
 
 
 @strawberry.type

@@ -79,7 +79,7 @@ async def test_node_semesters_and_realm_fields(two_demo_realms: RealmSubgraph) -
     ))
     group = answer["data"]["groups"]["edges"][0]["node"]
     semesters = answer["data"]["semesters"]
-    assert [s["name"] for s in semesters] == ["2024-2025/2", "2025-2026/1"]
+    assert [s["name"] for s in semesters] == ["2024-2025/2", "2025-2026/1", "2025-2026/2"]
     assert {s["realm"]["id"] for s in semesters} == {"kir"}
     membership = group["memberships"][0]
     node_query = """query($id: ID!) { node(id: $id) { __typename id

@@ -33,7 +33,8 @@ BY_ID = {
         realm { id } parent { name } children { name }
         memberships { id posts { title } statusHistory { status } }
         scoreboard(semester: "2025-2026/1") { explanation guidelines { name }
-          rows { points { guideline { name } } } entryRequests { justification } } } }""",
+          rows { points { guideline { name } } } entryRequests { justification }
+          history { explanation totals { membershipId total } } } } }""",
     "membership": """query($id: ID!) { membership(id: $id) { id status realm { id }
         group { name description } posts { title } statusHistory { status } user { id } } }""",
     "node": """query($id: ID!) { node(id: $id) { id
@@ -49,7 +50,13 @@ ENTITIES = """query($r: [_Any!]!) { _entities(representations: $r) {
     ... on Membership { id group { name } posts { title } }
     ... on User { memberships { group { name description } posts { title } } } } }"""
 MUTATIONS = {
-    "Group": ['mutation($id: ID!) { applyToGroup(groupId: $id) { id group { name } } }'],
+    "Group": [
+        'mutation($id: ID!) { applyToGroup(groupId: $id) { id group { name } } }',
+        'mutation($id: ID!) { withdrawEvaluation(groupId: $id, semester: "2025-2026/1") '
+        "{ explanation guidelines { name } } }",
+        'mutation($id: ID!) { submitEvaluation(groupId: $id, semester: "2025-2026/1") '
+        "{ explanation entryRequests { justification } } }",
+    ],
     "Membership": [
         "mutation($id: ID!) { withdrawApplication(membershipId: $id) }",
         "mutation($id: ID!) { acceptMembership(membershipId: $id) { id group { name } } }",
