@@ -242,6 +242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pek import roles
 
     command = args.command
+    if command in ("dev", "hub"):
+        # The hub signs users in: a providers file it cannot use stops it here, with one
+        # line that says why, not a server traceback.
+        from pek.hub.auth.oidc import ProvidersFileError, providers_from_settings
+
+        try:
+            providers_from_settings(settings)
+        except ProvidersFileError as exc:
+            print(f"pek: {exc}", file=sys.stderr)
+            return 2
     if command == "dev":
         _serve(roles.build_dev_app(settings), settings)
     elif command in ("hub", "realm"):
