@@ -35,6 +35,7 @@ from pek.settings import Settings
 MATRIX = json.loads((Path(__file__).parent / "matrix.json").read_text(encoding="utf-8"))
 REALMS = ("alpha", "beta")
 SEMESTER = "2025-2026/1"
+SPRING = "2025-2026/2"
 #: Who holds what in each realm (hub-local user ids); group ids are the same in both.
 HOLDERS = {
     "alpha": {"member": 3, "leader": 4, "assistant": 5, "helper": 6, "resort_leader": 7,
@@ -70,7 +71,12 @@ async def _seed_realm(realm: RealmSubgraph, realm_id: str) -> tuple[dict[str, in
     day = dt.date(2025, 9, 1)
     memberships: dict[tuple[str, str], int] = {}
     async with realm.sessions_of(realm_id).begin() as session:
-        session.add(models.Semester(name=SEMESTER, starts_on=day, ends_on=dt.date(2026, 1, 31)))
+        # The autumn semester is being judged; the spring one takes submissions.
+        autumn = models.Semester(name=SEMESTER, starts_on=day, ends_on=dt.date(2026, 1, 31),
+                                 season=models.Season.JUDGING)
+        spring = models.Semester(name=SPRING, starts_on=dt.date(2026, 2, 1),
+                                 ends_on=dt.date(2026, 6, 30), season=models.Season.SUBMISSION)
+        session.add_all([autumn, spring])
         resort = models.Group(name="Resort", purpose=models.GroupPurpose.RESORT)
         other = models.Group(name="Other resort", purpose=models.GroupPurpose.RESORT)
         session.add_all([resort, other])
@@ -105,6 +111,24 @@ async def _seed_realm(realm: RealmSubgraph, realm_id: str) -> tuple[dict[str, in
         await member(circle, "applicant", models.MembershipStatus.NEWBIE)
         await member(resort, "resort_leader", active, P.LEADER)
         await member(other, "other_resort_leader", active, P.LEADER)
+        # The circle's autumn evaluation is submitted (PENDING points for the target); each
+        # group scores against one guideline in each semester.
+        work = models.GuidelineCategory.WORK
+        guidelines = {
+            (group.name, semester.name): models.Guideline(
+                group_id=group.id, semester_id=semester.id, name="Work", category=work,
+                max_per_member=10)
+            for group in (circle, sub) for semester in (autumn, spring)
+        }
+        session.add_all(guidelines.values())
+        evaluation = models.Evaluation(
+            group_id=circle.id, semester_id=autumn.id, point_status=models.ReviewStatus.PENDING,
+            entry_status=models.ReviewStatus.NOT_SUBMITTED, version=1)
+        session.add(evaluation)
+        await session.flush()
+        session.add(models.PointEntry(
+            evaluation_id=evaluation.id, guideline_id=guidelines[("Circle", SEMESTER)].id,
+            membership_id=memberships[("target", "Circle")], points=8))
         groups = {"resort": resort.id, "circle": circle.id, "sub": sub.id}
     return groups, memberships
 
@@ -191,9 +215,17 @@ async def _snapshot(world: World, realm_id: str) -> Any:
         members = [(m.id, m.status) for m in
                    await session.scalars(select(models.Membership).order_by(models.Membership.id))]
         posts = len(list(await session.scalars(select(models.Post.id))))
+        scores = [
+            [(e.point_status, e.entry_status, e.version, e.judged_by)
+             for e in await session.scalars(select(models.Evaluation))],
+            [(p.membership_id, p.guideline_id, p.points)
+             for p in await session.scalars(select(models.PointEntry))],
+            [(g.group_id, g.name) for g in await session.scalars(select(models.Guideline))],
+            [(t.name, t.season) for t in await session.scalars(select(models.Semester))],
+        ]
     async with world.hub.sessionmaker() as session:
         policies = len(list(await session.scalars(select(hub_models.PolicyStatement.id))))
-    return groups, members, posts, policies
+    return groups, members, posts, scores, policies
 
 
 def _gid(realm_id: str, type_name: str, local: int) -> str:
@@ -206,6 +238,16 @@ async def _membership_id(world: World, realm_id: str, key: str) -> str:
             models.Membership.user_id == HOLDERS[realm_id][key]))
     assert local is not None
     return _gid(realm_id, "Membership", local)
+
+
+async def _guideline_id(world: World, realm_id: str, group: str, semester: str) -> str:
+    G, S = models.Guideline, models.Semester
+    async with world.realm.sessions_of(realm_id)() as session:
+        local = await session.scalar(
+            select(G.id).join(S, S.id == G.semester_id)
+            .where(G.group_id == world.groups[f"{realm_id}:{group}"], S.name == semester))
+    assert local is not None
+    return _gid(realm_id, "Guideline", local)
 
 
 async def perform(world: World, viewer: int | None, operation: str, realm_id: str
@@ -256,6 +298,26 @@ async def perform(world: World, viewer: int | None, operation: str, realm_id: st
                                "actions: [VIEW_SCORES], grantee: USER, granteeUserId: $u, "
                                "realm: \"alpha\"}) { id grantedBy { id } } }",
                                {"u": ids.encode("User", 2)})
+    elif operation == "edit_scores":
+        guideline = await _guideline_id(world, realm_id, "Circle", SPRING)
+        body = await world.ask(
+            viewer, "mutation($g: ID!, $s: String!, $p: [PointsInput!]!) { setPoints(groupId: "
+            "$g, semester: $s, points: $p) { pointStatus rows { total } } }",
+            {"g": circle, "s": SPRING, "p": [{
+                "membershipId": await _membership_id(world, realm_id, "target"),
+                "guidelineId": guideline, "points": 6}]})
+    elif operation == "judge_evaluation":
+        body = await world.ask(
+            viewer, "mutation($g: ID!, $s: String!) { judgeEvaluation(groupId: $g, semester: "
+            "$s, points: ACCEPT) { pointStatus judgedBy { id } } }", {"g": circle, "s": SEMESTER})
+    elif operation == "set_season":
+        body = await world.ask(
+            viewer, "mutation($r: String!, $s: String!) { setSeason(realm: $r, semester: $s, "
+            "season: JUDGING) { season } }", {"r": realm_id, "s": SPRING})
+    elif operation == "add_subgroup_guideline":
+        body = await world.ask(
+            viewer, "mutation($g: ID!, $s: String!) { addGuideline(groupId: $g, semester: $s, "
+            'name: "Projekt", category: WORK, maxPerMember: 5) { id } }', {"g": sub, "s": SPRING})
     else:
         raise AssertionError(operation)
     return not body.get("errors"), body, True
