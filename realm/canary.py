@@ -2,8 +2,8 @@
 
 :func:`seed_canary` writes a small, complete realm (groups, memberships with history and
 posts, a semester, guidelines, an evaluation with points, an entry request and an archived
-version) whose every text carries one unique token. If that token ever shows up in an answer of another realm,
-isolation is broken.
+version) whose every text carries one unique token. If that token ever shows up in an answer
+of another realm, isolation is broken.
 """
 
 from __future__ import annotations
