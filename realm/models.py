@@ -317,8 +317,9 @@ class IndexOutbox(RealmScoped, Base):
 
 
 class GroupGrant(RealmScoped, Base):
-    """The audit trail of GOD grants in a realm: who made whom owner of which group, when
-    (``OWNER`` on creation, ``MOVE_OWNER`` when moved)."""
+    """The audit trail of grants in a realm: who made whom owner of which group, when
+    (``OWNER`` on creation, ``MOVE_OWNER`` when moved), and who gave or ended whose post
+    (``POST`` / ``END_POST``, with ``post_kind``)."""
 
     __tablename__ = "realm_group_grants"
     __table_args__ = (_in_realm("group_id", "realm_groups", "fk_realm_group_grants_group"),)
@@ -330,3 +331,4 @@ class GroupGrant(RealmScoped, Base):
     previous_user_id: Mapped[int | None] = mapped_column(Integer)
     granted_by: Mapped[int] = mapped_column(Integer)
     granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    post_kind: Mapped[PostKind | None] = mapped_column(_enum(PostKind, "post_kind"))

@@ -1,5 +1,6 @@
-"""The realm's mutations: applying to a group, managing memberships, creating and editing
-groups, moving a group's owner; the evaluation workflow's are in :mod:`pek.realm.evaluations`.
+"""The realm's mutations: applying to a group, managing memberships and posts, creating and
+editing groups, moving a group's owner; the evaluation workflow's are in
+:mod:`pek.realm.evaluations`.
 
 Every permission is decided by :mod:`pek.realm.permissions`, before anything is written: a
 denied mutation answers ``FORBIDDEN`` (``UNAUTHENTICATED`` for an anonymous caller) and
@@ -57,12 +58,32 @@ def _checked_text(value: str | None, name: str, limit: int = MAX_TEXT_LENGTH) ->
 
 def _record_owner(
     session: AsyncSession, group: models.Group, kind: str, user_id: int, actor: int,
-    previous: int | None = None,
+    previous: int | None = None, post_kind: models.PostKind | None = None,
 ) -> None:
     session.add(models.GroupGrant(
         group_id=group.id, kind=kind, user_id=user_id, previous_user_id=previous,
-        granted_by=actor, granted_at=dt.datetime.now(dt.UTC),
+        granted_by=actor, granted_at=dt.datetime.now(dt.UTC), post_kind=post_kind,
     ))
+
+
+#: Posts that carry the group's management (a leader assistant must not crown themself):
+#: giving or ending one needs editGroupProfile (the owner, the leaders), the others
+#: editMembers.
+MANAGING_POSTS = frozenset({models.PostKind.LEADER})
+#: Posts the realm gives itself: NEW_MEMBER on acceptance, FORMER_LEADER when a leader's post
+#: ends.
+AUTOMATIC_POSTS = frozenset({models.PostKind.NEW_MEMBER, models.PostKind.FORMER_LEADER})
+
+
+async def _require_for_post(
+    info: RealmInfo, session: AsyncSession, kind: models.PostKind, group_id: int
+) -> models.Group:
+    if kind in MANAGING_POSTS:
+        return await _require_on_group(
+            info, session, Action.EDIT_GROUP_PROFILE, group_id,
+            f"Only the group's owner or leaders may give or end the {kind.value} post")
+    return await _require_on_group(info, session, Action.EDIT_MEMBERS, group_id,
+                                   "Only the group's managers may give or end posts")
 
 
 async def _membership(session: AsyncSession, info: RealmInfo, value: str) -> models.Membership:
@@ -87,6 +108,21 @@ async def _change_status(
         membership_id=membership.id, status=status, since=today
     ))
     membership.status = status
+
+
+def _update_profile(
+    row: models.Group, description: str | None, webpage: str | None,
+    mailing_list: str | None, users_can_apply: bool | None,
+) -> None:
+    """Set the group's profile fields that are given (None leaves a field as it is)."""
+    if description is not None:
+        row.description = description
+    if webpage is not None:
+        row.webpage = webpage
+    if mailing_list is not None:
+        row.mailing_list = mailing_list
+    if users_can_apply is not None:
+        row.users_can_apply = users_can_apply
 
 
 def _committed(info: RealmInfo) -> None:
@@ -253,35 +289,107 @@ class Mutation(EvaluationMutation):
         return Group.of(info, row)
 
     @strawberry.mutation(
-        description="Edit a group's profile (editGroupProfile: its owner and leaders).",
+        description="Edit a group's profile, rename, re-purpose or archive it "
+        "(editGroupProfile: its owner and leaders). Arguments left out stay as they are.",
         directives=[owner("id")],
     )
     async def update_group(
         self,
         info: RealmInfo,
         id: strawberry.ID,
+        name: str | None = None,
+        purpose: models.GroupPurpose | None = None,
         description: str | None = None,
         webpage: str | None = None,
         mailing_list: str | None = None,
         users_can_apply: bool | None = None,
+        archived: bool | None = None,
     ) -> Group:
         _viewer(info)
         local = info.context.local_id(id, "Group")
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > MAX_NAME_LENGTH:
+                raise ClientError(f"`name` must be 1-{MAX_NAME_LENGTH} characters")
         _checked_text(description, "description")
         _checked_text(webpage, "webpage", 500)
         _checked_text(mailing_list, "mailingList", 255)
-        async with info.context.db().begin() as session:
-            row = await _require_on_group(info, session, Action.EDIT_GROUP_PROFILE, local,
-                                          "Only the group's owner or leaders may edit it")
-            if description is not None:
-                row.description = description
-            if webpage is not None:
-                row.webpage = webpage
-            if mailing_list is not None:
-                row.mailing_list = mailing_list
-            if users_can_apply is not None:
-                row.users_can_apply = users_can_apply
+        try:
+            async with info.context.db().begin() as session:
+                row = await _require_on_group(info, session, Action.EDIT_GROUP_PROFILE, local,
+                                              "Only the group's owner or leaders may edit it")
+                if name is not None and name != row.name:
+                    G = models.Group
+                    if await session.scalar(select(G.id).where(G.name == name)) is not None:
+                        raise ClientError("A group of this name exists in this realm")
+                    row.name = name
+                if purpose is not None:
+                    row.purpose = purpose
+                if archived is not None:
+                    row.archived = archived
+                _update_profile(row, description, webpage, mailing_list, users_can_apply)
+        except IntegrityError:
+            raise ClientError("A group of this name exists in this realm") from None
         return Group.of(info, row)
+
+    @strawberry.mutation(
+        description="Give a post to an active member: LEADER needs editGroupProfile (the "
+        "group's owner or leaders), every other post editMembers (leaders, leader assistants, "
+        "evaluation helpers). GROUP_SPECIFIC posts need a `title`; NEW_MEMBER and "
+        "FORMER_LEADER are given by the realm itself. Recorded with who and when.",
+        directives=[owner("membershipId")],
+    )
+    async def assign_post(
+        self, info: RealmInfo, membership_id: strawberry.ID, kind: models.PostKind,
+        title: str | None = None,
+    ) -> Membership:
+        viewer = _viewer(info)
+        if kind in AUTOMATIC_POSTS:
+            raise ClientError(f"The {kind.value} post is given by the realm itself")
+        if kind is models.PostKind.GROUP_SPECIFIC:
+            title = (title or "").strip()
+            if not title or len(title) > MAX_NAME_LENGTH:
+                raise ClientError(f"A GROUP_SPECIFIC post needs a `title` of 1-"
+                                  f"{MAX_NAME_LENGTH} characters")
+        elif title is not None:
+            raise ClientError(f"Only a GROUP_SPECIFIC post has a `title`, not {kind.value}")
+        async with info.context.db().begin() as session:
+            row = await _membership(session, info, membership_id)
+            group = await _require_for_post(info, session, kind, row.group_id)
+            if row.status is not models.MembershipStatus.ACTIVE:
+                raise ClientError("Only an ACTIVE member can hold a post")
+            P = models.Post
+            held = await session.scalars(select(P).where(P.membership_id == row.id))
+            if any(p.kind is kind and p.title == title for p in held):
+                raise ClientError("The member holds this post already")
+            session.add(P(membership_id=row.id, kind=kind, title=title, since=dt.date.today()))
+            _record_owner(session, group, "POST", row.user_id, viewer, post_kind=kind)
+        return Membership.of(info, row)
+
+    @strawberry.mutation(
+        description="End a post (the same permission as giving it). An ended LEADER post "
+        "leaves a FORMER_LEADER post. Recorded with who and when.",
+        directives=[owner("postId")],
+    )
+    async def end_post(self, info: RealmInfo, post_id: strawberry.ID) -> Membership:
+        viewer = _viewer(info)
+        local = info.context.local_id(post_id, "Post")
+        async with info.context.db().begin() as session:
+            post = await session.get(models.Post, local)
+            if post is None:
+                raise ClientError("No post with this ID")
+            row = await session.get(models.Membership, post.membership_id)
+            assert row is not None  # a composite foreign key guarantees it
+            group = await _require_for_post(info, session, post.kind, row.group_id)
+            if post.kind in AUTOMATIC_POSTS - {models.PostKind.NEW_MEMBER}:
+                raise ClientError(f"The {post.kind.value} post is kept as history")
+            await session.delete(post)
+            if post.kind is models.PostKind.LEADER:
+                session.add(models.Post(membership_id=row.id,
+                                        kind=models.PostKind.FORMER_LEADER,
+                                        since=dt.date.today()))
+            _record_owner(session, group, "END_POST", row.user_id, viewer, post_kind=post.kind)
+        return Membership.of(info, row)
 
     @strawberry.mutation(
         description="Make `userId` the owner (GOD) of a group (moveGroupOwner: the owner, the "

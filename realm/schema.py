@@ -260,6 +260,23 @@ class EntryRequest(Node):
     realm: Realm = realm_field()
 
 
+@strawberry.type(description="One grant on a group: OWNER (created it), MOVE_OWNER, POST or "
+                 "END_POST (with the post's kind).")
+class GrantRecord:
+    kind: str
+    user: User
+    previous_owner: User | None
+    post_kind: models.PostKind | None
+    granted_by: User
+    granted_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: models.GroupGrant) -> GrantRecord:
+        return cls(kind=row.kind, user=User.of(row.user_id),
+                   previous_owner=_user_or_none(row.previous_user_id), post_kind=row.post_kind,
+                   granted_by=User.of(row.granted_by), granted_at=row.granted_at)
+
+
 @strawberry.type(description="A judged version of an evaluation, kept when the evaluation "
                  "was changed after judging.")
 class EvaluationVersion:
@@ -484,6 +501,20 @@ class Group(Node):
             return None
         rows = await info.context.load().memberships_of_group.load(self.row.id)
         return [Membership.of(info, r) for r in rows if status is None or r.status is status]
+
+    @strawberry.field(
+        description="Who gave what on this group and when (ownership, posts), oldest first; "
+        "null where the viewer may not manage its members (editMembers)."
+    )
+    async def grant_history(self, info: RealmInfo) -> list[GrantRecord] | None:
+        if not await info.context.perms().can(Action.EDIT_MEMBERS, self.row):
+            return None
+        G = models.GroupGrant
+        async with info.context.db()() as session:
+            rows = await session.scalars(
+                select(G).where(G.group_id == self.row.id).order_by(G.granted_at, G.id)
+            )
+            return [GrantRecord.of(row) for row in rows]
 
     @strawberry.field(
         description="The evaluation of a semester (`2025-2026/1`); null where the viewer may "

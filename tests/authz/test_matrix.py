@@ -298,6 +298,12 @@ async def perform(world: World, viewer: int | None, operation: str, realm_id: st
                                "actions: [VIEW_SCORES], grantee: USER, granteeUserId: $u, "
                                "realm: \"alpha\"}) { id grantedBy { id } } }",
                                {"u": ids.encode("User", 2)})
+    elif operation in ("assign_post", "assign_leader_post"):
+        body = await world.ask(
+            viewer, "mutation($m: ID!, $k: PostKind!) { assignPost(membershipId: $m, kind: $k) "
+            "{ posts { kind } } }", {"m": await _membership_id(world, realm_id, "target"),
+                                     "k": "LEADER" if operation == "assign_leader_post"
+                                     else "TREASURER"})
     elif operation == "edit_scores":
         guideline = await _guideline_id(world, realm_id, "Circle", SPRING)
         body = await world.ask(

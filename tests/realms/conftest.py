@@ -1,12 +1,19 @@
-"""Helpers of the many-realms tests: settings, viewers, GraphQL over an ASGI endpoint."""
+"""Helpers of the many-realms tests: settings, viewers, GraphQL over an ASGI endpoint, and a
+realm process's app (realms alpha and beta, canary data in alpha) over ASGI."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select
 
+from pek.realm import models
+from pek.realm.canary import Canary, seed_canary
+from pek.realm.service import RealmSubgraph
 from pek.settings import Settings
 
 
@@ -49,3 +56,47 @@ async def post_graphql(
 
 def codes(response: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in response.get("errors", [])]
+
+
+MEMBERS = "query($id: ID!) { group(id: $id) { memberships { id status user { id } } } }"
+
+
+class Realm:
+    def __init__(self, service: RealmSubgraph, client: httpx.AsyncClient, canary: Canary,
+                 settings: Settings) -> None:
+        self.service, self.client, self.canary, self.settings = service, client, canary, settings
+
+    async def ask(
+        self, query: str, variables: dict[str, Any], as_user: int | None = None
+    ) -> dict[str, Any]:
+        headers = viewer_headers(self.settings, as_user) if as_user is not None else {}
+        return await post_graphql(self.client, "/realms/alpha/graphql", query, variables, headers)
+
+    async def members(self) -> list[dict[str, Any]]:
+        answer = await self.ask(MEMBERS, {"id": self.canary.ids["Group"][1]}, 1)
+        result: list[dict[str, Any]] = answer["data"]["group"]["memberships"]
+        return result
+
+    async def outbox(self) -> list[int | None]:
+        async with self.service.sessions_of("alpha")() as session:
+            rows = await session.scalars(
+                select(models.IndexOutbox).where(models.IndexOutbox.full.is_(False))
+            )
+            return [row.user_id for row in rows]
+
+
+@pytest.fixture
+async def realm(tmp_path: Path) -> AsyncIterator[Realm]:
+    settings = realm_settings(
+        tmp_path, realm_ids="alpha,beta",
+        realm_database_url=f"sqlite+aiosqlite:///{tmp_path / 'realm.sqlite3'}",
+    )
+    service = RealmSubgraph(settings)
+    await service.start()
+    async with service.sessions_of("alpha").begin() as session:
+        canary = await seed_canary(session, "alpha")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.asgi_app()), base_url="http://realm"
+    ) as client:
+        yield Realm(service, client, canary, settings)
+    await service.aclose()

@@ -1,0 +1,109 @@
+"""Posts and the group profile: who may give and end which post, the grant audit trail,
+renaming and archiving a group; clear errors and nothing changed when refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from pek.realm import models
+from pek.schema import ids
+from tests.realms.conftest import Realm, codes
+
+ASSIGN = """mutation($m: ID!, $k: PostKind!, $t: String) {
+    assignPost(membershipId: $m, kind: $k, title: $t) { posts { id kind title } } }"""
+END = "mutation($p: ID!) { endPost(postId: $p) { posts { kind } } }"
+HISTORY = """query($id: ID!) { group(id: $id) { grantHistory { kind postKind user { id }
+    grantedBy { id } } } }"""
+UPDATE = """mutation($id: ID!, $name: String, $archived: Boolean) {
+    updateGroup(id: $id, name: $name, archived: $archived) { name archived } }"""
+LEADER, MEMBER, APPLICANT = 1, 2, 3
+
+
+async def _posts(realm: Realm) -> list[tuple[int, models.PostKind, str | None]]:
+    async with realm.service.sessions_of("alpha")() as session:
+        rows = await session.scalars(select(models.Post).order_by(models.Post.id))
+        return [(p.membership_id, p.kind, p.title) for p in rows]
+
+
+async def _refused(realm: Realm, query: str, variables: dict[str, Any], as_user: int | None,
+                   code: str) -> str:
+    before = await _posts(realm)
+    answer = await realm.ask(query, variables, as_user)
+    assert codes(answer) == [code], answer
+    assert await _posts(realm) == before
+    message: str = answer["errors"][0]["message"]
+    return message
+
+
+async def test_posts_are_given_and_ended_by_the_groups_managers(realm: Realm) -> None:
+    leader_m, member_m, applicant_m = realm.canary.ids["Membership"]
+    circle = realm.canary.ids["Group"][1]
+
+    await _refused(realm, ASSIGN, {"m": member_m, "k": "TREASURER"}, None, "UNAUTHENTICATED")
+    await _refused(realm, ASSIGN, {"m": member_m, "k": "TREASURER"}, MEMBER, "FORBIDDEN")
+    given = await realm.ask(ASSIGN, {"m": member_m, "k": "LEADER_ASSISTANT"}, LEADER)
+    assert "errors" not in given, given
+    kinds = {p["kind"] for p in given["data"]["assignPost"]["posts"]}
+    assert "LEADER_ASSISTANT" in kinds
+
+    # The assistant manages members, but may not make themself (or anyone) leader.
+    message = await _refused(realm, ASSIGN, {"m": member_m, "k": "LEADER"}, MEMBER, "FORBIDDEN")
+    assert "LEADER" in message
+    treasurer = await realm.ask(ASSIGN, {"m": member_m, "k": "TREASURER"}, MEMBER)
+    assert "errors" not in treasurer, treasurer
+
+    # Clear errors for posts that cannot be given.
+    for variables, words in (
+        ({"m": applicant_m, "k": "TREASURER"}, "ACTIVE"),
+        ({"m": member_m, "k": "GROUP_SPECIFIC"}, "title"),
+        ({"m": member_m, "k": "TREASURER", "t": "Kincstárnok"}, "Only a GROUP_SPECIFIC"),
+        ({"m": member_m, "k": "NEW_MEMBER"}, "by the realm itself"),
+        ({"m": member_m, "k": "TREASURER"}, "holds this post already"),
+        ({"m": ids.encode("Membership", 1, realm="beta"), "k": "TREASURER"}, "Invalid ID"),
+    ):
+        assert words in await _refused(realm, ASSIGN, variables, LEADER, "BAD_USER_INPUT")
+    dj = await realm.ask(ASSIGN, {"m": member_m, "k": "GROUP_SPECIFIC", "t": "DJ"}, LEADER)
+    assert {"kind": "GROUP_SPECIFIC", "title": "DJ"} in [
+        {k: p[k] for k in ("kind", "title")} for p in dj["data"]["assignPost"]["posts"]]
+
+    # The leader steps down: a FORMER_LEADER post remains, and the leader's rights go.
+    leader_posts = (await realm.ask(
+        "query($id: ID!) { membership(id: $id) { posts { id kind } } }", {"id": leader_m},
+        LEADER))["data"]["membership"]["posts"]
+    leader_post = next(p["id"] for p in leader_posts if p["kind"] == "LEADER")
+    await _refused(realm, END, {"p": leader_post}, MEMBER, "FORBIDDEN")
+    ended = await realm.ask(END, {"p": leader_post}, LEADER)
+    assert [p["kind"] for p in ended["data"]["endPost"]["posts"]].count("FORMER_LEADER") == 1
+    assert "LEADER" not in [p["kind"] for p in ended["data"]["endPost"]["posts"]]
+    await _refused(realm, ASSIGN, {"m": leader_m, "k": "LEADER"}, LEADER, "FORBIDDEN")
+
+    # Every grant is recorded: who gave what to whom.
+    history = await realm.ask(HISTORY, {"id": circle}, MEMBER)  # the assistant may see it
+    trail = [(g["kind"], g["postKind"], g["user"]["id"], g["grantedBy"]["id"])
+             for g in history["data"]["group"]["grantHistory"]]
+    user = {n: ids.encode("User", n) for n in (LEADER, MEMBER)}
+    assert trail == [
+        ("POST", "LEADER_ASSISTANT", user[MEMBER], user[LEADER]),
+        ("POST", "TREASURER", user[MEMBER], user[MEMBER]),
+        ("POST", "GROUP_SPECIFIC", user[MEMBER], user[LEADER]),
+        ("END_POST", "LEADER", user[LEADER], user[LEADER]),
+    ]
+    anonymous = await realm.ask(HISTORY, {"id": circle})
+    assert anonymous["data"]["group"]["grantHistory"] is None
+
+
+async def test_renaming_and_archiving_a_group(realm: Realm) -> None:
+    resort, circle = realm.canary.ids["Group"]
+    async with realm.service.sessions_of("alpha")() as session:
+        resort_name = await session.scalar(
+            select(models.Group.name).where(models.Group.id == realm.canary.local_ids["Group"][0]))
+    taken = await realm.ask(UPDATE, {"id": circle, "name": resort_name}, LEADER)
+    assert codes(taken) == ["BAD_USER_INPUT"] and "exists" in taken["errors"][0]["message"]
+    blank = await realm.ask(UPDATE, {"id": circle, "name": "  "}, LEADER)
+    assert codes(blank) == ["BAD_USER_INPUT"]
+    denied = await realm.ask(UPDATE, {"id": circle, "archived": True}, MEMBER)
+    assert codes(denied) == ["FORBIDDEN"]
+    done = await realm.ask(UPDATE, {"id": circle, "name": " Új név ", "archived": True}, LEADER)
+    assert done["data"]["updateGroup"] == {"name": "Új név", "archived": True}
