@@ -239,6 +239,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.log_level.lower() != "debug":
         # Alembic announces every plugin and step at INFO: only its warnings matter to operators.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return _run(args, settings)
+    except _expected_errors() as exc:
+        # a bad input file or setting: one line that says why, not a traceback
+        print(f"pek: {_describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from pek.router.composition import CompositionError
+    from pek.router.limits import ConfigurationError
+    from pek.router.realms.routing import RoutingDeclarationError
+    from pek.router.supergraph import SupergraphError
+
+    return (SupergraphError, CompositionError, RoutingDeclarationError, ConfigurationError, OSError)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an expected start-up error."""
+    if isinstance(exc, OSError):
+        # FileNotFoundError's str() repeats the errno; say what and where instead
+        what = exc.strerror or str(exc) or type(exc).__name__
+        return f"{exc.filename}: {what}" if exc.filename else what
+    from pek.router.composition import CompositionError
+    from pek.router.supergraph import SupergraphError
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, SupergraphError):
+        return f"invalid supergraph: {text}"
+    if isinstance(exc, CompositionError):
+        return f"composition failed: {text}"
+    return text
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pek import roles
 
     command = args.command

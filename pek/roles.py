@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -31,6 +32,7 @@ from pek.router.edge.auth import EdgeAuth
 from pek.router.fetch_dedup import DeduplicatingTransport
 from pek.router.gateway import Gateway
 from pek.router.http import create_app
+from pek.router.limits import OperationLimits, field_suggestions_enabled
 from pek.router.realms.wiring import (
     realm_routing_in_process,
     realm_routing_over_http,
@@ -48,6 +50,16 @@ REALM = "realm"
 DEV_REALMS = ("hub", "kir", "sch-events")
 #: Where ``pek router`` looks for subgraphs when neither a URL nor a supergraph is given.
 DEFAULT_URLS = {HUB: "http://127.0.0.1:8001/graphql", REALM: "http://127.0.0.1:8002/graphql"}
+
+
+def gateway_options(settings: Settings) -> dict[str, Any]:
+    """The gateway's keyword arguments from the settings (introspection, operation limits,
+    field suggestions); a value it cannot use raises :class:`ConfigurationError`."""
+    return {
+        "introspection": settings.introspection,
+        "limits": OperationLimits.from_settings(settings),
+        "field_suggestions": field_suggestions_enabled(settings),
+    }
 
 
 def hub_subgraph(settings: Settings) -> HubSubgraph:
@@ -98,7 +110,7 @@ def build_dev_app(settings: Settings) -> Starlette:
     )
     transport = DeduplicatingTransport(layer, enabled=settings.deduplicate_fetches)
     gateway = DeduplicatingGateway(
-        Gateway(supergraph, transport, introspection=settings.introspection),
+        Gateway(supergraph, transport, **gateway_options(settings)),
         enabled=settings.deduplicate,
     )
 
@@ -172,7 +184,7 @@ def build_router_app(settings: Settings) -> Starlette:
         startup.append(layer.start)
     transport = DeduplicatingTransport(routed, enabled=settings.deduplicate_fetches)
     gateway = DeduplicatingGateway(
-        Gateway(supergraph, transport, introspection=settings.introspection),
+        Gateway(supergraph, transport, **gateway_options(settings)),
         enabled=settings.deduplicate,
     )
 

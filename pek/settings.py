@@ -120,6 +120,21 @@ class Settings:
     #: Router: base URL of the hub's internal endpoints (``/internal/realms``,
     #: ``/internal/federation-index``); empty: the hub's URL without its ``/graphql`` path.
     hub_internal_url: str = ""
+    #: Router: deepest field nesting an operation may have (``{ me { name } }`` is 2),
+    #: fragments expanded; 0: no limit.
+    max_depth: int = 15
+    #: Router: most aliased fields an operation may have, fragments expanded; 0: no limit.
+    max_aliases: int = 30
+    #: Router: most fields at the top level of an operation, fragments expanded; 0: no limit.
+    max_root_fields: int = 20
+    #: Router: most lexical tokens a GraphQL document may have (the parser stops there);
+    #: 0: no limit.
+    max_tokens: int = 5000
+    #: Router: largest request body in bytes (413 beyond it); 0: no limit.
+    max_body_bytes: int = 1048576
+    #: Router: "Did you mean ...?" in validation errors: true, false, or auto (shown when
+    #: introspection is allowed, which reveals the same names).
+    field_suggestions: str = "auto"
 
     @classmethod
     def from_env(

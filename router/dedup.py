@@ -56,19 +56,23 @@ class _Flight:
 
 
 def operation_type(
-    query: str, operation_name: str | None, cache: OrderedDict[tuple[str, str | None], str | None]
+    query: str,
+    operation_name: str | None,
+    cache: OrderedDict[tuple[str, str | None], str | None],
+    max_tokens: int | None = None,
 ) -> str | None:
     """``"query"``, ``"mutation"`` or ``"subscription"`` of the operation a request selects;
     None when the document does not parse or the operation is ambiguous or unknown (the gateway
     answers such requests with an error, so they are simply not shared). Cached per
-    (document, operation name), the cache being bounded by its owner."""
+    (document, operation name), the cache being bounded by its owner. A document longer than
+    ``max_tokens`` is not parsed in full (the gateway refuses it)."""
     key = (query, operation_name)
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     kind: str | None = None
     try:
-        document = parse(query, no_location=True)
+        document = parse(query, no_location=True, max_lexical_tokens=max_tokens)
     except (GraphQLError, TypeError):
         document = None
     if document is not None:
@@ -121,7 +125,9 @@ class DeduplicatingGateway:
         return len(self._in_flight)
 
     def _kind(self, query: str, operation_name: str | None) -> str | None:
-        kind = operation_type(query, operation_name, self._kinds)
+        limits = getattr(self.gateway, "limits", None)
+        max_tokens = getattr(limits, "parser_max_tokens", None)
+        kind = operation_type(query, operation_name, self._kinds, max_tokens)
         while len(self._kinds) > self._cache_size:
             self._kinds.popitem(last=False)
         return kind

@@ -1,8 +1,9 @@
 """The gateway facade: the one object the HTTP edge and the CLI use.
 
-Pipeline per request: parse (cached) -> validate against the API schema (cached) -> pick the
-operation -> coerce variables -> plan (LRU-cached) -> introspection answered locally -> execute
-through the transport -> shape. Request errors come back as ``{"errors": [...]}`` without ``data``.
+Pipeline per request: parse (token limit) -> operation limits -> validate against the API schema
+(the three cached per document, verdict included) -> pick the operation -> coerce variables ->
+plan (LRU-cached) -> introspection answered locally -> execute through the transport -> shape.
+Request errors come back as ``{"errors": [...]}`` without ``data``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 
 from pek.router.executor import Executor
+from pek.router.limits import OperationLimits, is_token_limit_error, strip_suggestions
 from pek.router.planner import (
     INTROSPECTION_ROOT_FIELDS,
     PlanCache,
@@ -72,8 +74,10 @@ def _error(message: str, code: str, locations: Any = None) -> JSON:
     return out
 
 
-def _formatted(error: GraphQLError, code: str) -> JSON:
+def _formatted(error: GraphQLError, code: str, *, suggestions: bool = True) -> JSON:
     formatted: JSON = {**error.formatted}
+    if not suggestions:
+        formatted["message"] = strip_suggestions(formatted["message"])
     extensions = dict(formatted.get("extensions") or {})
     extensions.setdefault("code", code)
     formatted["extensions"] = extensions
@@ -91,10 +95,17 @@ class Gateway:
         plan_cache_size: int = 1000,
         introspection: bool = True,
         merge_entity_fetches: bool = True,
+        limits: OperationLimits | None = None,
+        field_suggestions: bool = True,
     ) -> None:
         self.supergraph = Supergraph(supergraph_sdl)
         self.transport = transport
         self.introspection = introspection
+        #: Depth, aliases, root fields and tokens a document may have (default: the defaults
+        #: of :class:`~pek.settings.Settings`).
+        self.limits = limits if limits is not None else OperationLimits()
+        #: Keep "Did you mean ...?" in validation and variable errors.
+        self.field_suggestions = field_suggestions
         self.planner = QueryPlanner(self.supergraph, merge_entity_fetches=merge_entity_fetches)
         self.executor = Executor(self.supergraph, transport)
         self.plan_cache = PlanCache(plan_cache_size)
@@ -129,12 +140,22 @@ class Gateway:
         if not isinstance(query, str) or not query.strip():
             return [_error("The request has no GraphQL query.", "GRAPHQL_PARSE_FAILED")]
         try:
-            document = parse(query)
+            # the parser stops at the token limit: a huge document is never parsed in full
+            document = parse(query, max_lexical_tokens=self.limits.parser_max_tokens)
         except GraphQLError as exc:
+            if is_token_limit_error(exc.message):
+                return [self.limits.too_many_tokens()]
             return [_formatted(exc, "GRAPHQL_PARSE_FAILED")]
+        # before validation, whose cost grows with the document's size
+        over_limits = self.limits.check(document)
+        if over_limits:
+            return over_limits
         errors = validate(self.api_schema, document)
         if errors:
-            return [_formatted(e, "GRAPHQL_VALIDATION_FAILED") for e in errors]
+            return [
+                _formatted(e, "GRAPHQL_VALIDATION_FAILED", suggestions=self.field_suggestions)
+                for e in errors
+            ]
         return _ParsedDocument(document, print_ast(document), conditional_variables(document))
 
     @staticmethod
@@ -169,7 +190,12 @@ class Gateway:
             self.api_schema, operation.variable_definitions or (), variables
         )
         if isinstance(coerced, list):
-            raise GraphQLRequestError([_formatted(e, "BAD_USER_INPUT") for e in coerced])
+            raise GraphQLRequestError(
+                [
+                    _formatted(e, "BAD_USER_INPUT", suggestions=self.field_suggestions)
+                    for e in coerced
+                ]
+            )
         # graphql-core 3.3 wraps the values with their sources; 3.2 returns the dict itself
         values: Any = getattr(coerced, "coerced", coerced)
         return dict(values)

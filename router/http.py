@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,6 @@ from pek.router.edge.forwarding import forwarded_headers, wants_query_plan
 from pek.router.edge.health import ReadinessCheck, health_routes
 from pek.router.edge.http_methods import allow_only_queries_over_get
 from pek.router.edge.request_parsing import (
-    DEFAULT_MAX_BODY_BYTES,
     GraphQLRequest,
     parse_get,
     parse_post,
@@ -71,14 +71,16 @@ class GraphQLEndpoint:
         settings: Settings,
         graphiql: GraphiQLPage,
         *,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes: int | None = None,
         auth: EdgeAuth | None = None,
     ) -> None:
         self.gateway = gateway
         self.settings = settings
         self.auth = auth or EdgeAuth.from_settings(settings)
         self.graphiql = graphiql
-        self.max_body_bytes = max_body_bytes
+        limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
+        #: 0 is no limit (``PEK_MAX_BODY_BYTES=0``)
+        self.max_body_bytes = limit if limit > 0 else sys.maxsize
 
     async def handle(self, request: Request) -> Response:
         """Answer one request to the GraphQL endpoint."""
@@ -109,7 +111,9 @@ class GraphQLEndpoint:
             return await parse_post(request, max_body_bytes=self.max_body_bytes)
         graphql_request = parse_get(request)
         prevent_csrf(request.headers)
-        allow_only_queries_over_get(graphql_request.query, graphql_request.operation_name)
+        allow_only_queries_over_get(
+            graphql_request.query, graphql_request.operation_name, self.settings.max_tokens
+        )
         return graphql_request
 
     async def _execute(
@@ -176,7 +180,7 @@ def create_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     ready: ReadinessCheck | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: int | None = None,
     graphiql_assets: Path | None = None,
     auth: EdgeAuth | None = None,
 ) -> Starlette:
@@ -184,6 +188,7 @@ def create_app(
 
     ``extra_routes`` are mounted after the built-in ones (e.g. metrics); ``on_startup`` and
     ``on_shutdown`` hooks run in the app's lifespan, in order; ``ready`` backs ``GET /ready``;
+    ``max_body_bytes`` overrides ``PEK_MAX_BODY_BYTES``;
     ``graphiql_assets`` overrides where GraphiQL's npm packages are installed; ``auth``
     verifies callers' tokens and reaches the hub's sign-in routes (default:
     :meth:`EdgeAuth.from_settings`, federated). The app closes ``auth`` on shutdown.

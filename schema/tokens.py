@@ -64,7 +64,37 @@ ACCESS_COOKIE = "pek_access"
 
 
 class InvalidToken(Exception):
-    """The token is not one the hub issued for us, or no longer valid; the message says why."""
+    """The token is not one the hub issued for us, or no longer valid.
+
+    The message is for the client and says why in plain words; ``detail`` is for the server's
+    log (the decoder's own words, the offending header value) and never leaves it.
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+#: Client-facing messages of the decoder's refusals (anything else: :data:`_INVALID`).
+_MALFORMED = "The access token is malformed"
+_INVALID = "The access token is not valid"
+_JWT_MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "The access token has expired"),
+    (jwt.ImmatureSignatureError, "The access token is not valid yet"),
+    (jwt.InvalidAudienceError, "The access token was issued for another audience"),
+    (jwt.InvalidIssuerError, "The access token was issued by another issuer"),
+    (jwt.MissingRequiredClaimError, "The access token lacks a required claim"),
+    (jwt.InvalidSignatureError, "The access token's signature is not valid"),
+    (jwt.DecodeError, _MALFORMED),
+)
+
+
+def _refusal(exc: jwt.PyJWTError) -> InvalidToken:
+    detail = str(exc) or type(exc).__name__
+    for kind, message in _JWT_MESSAGES:
+        if isinstance(exc, kind):
+            return InvalidToken(message, detail)
+    return InvalidToken(_INVALID, detail)
 
 
 @dataclass(frozen=True)
@@ -409,19 +439,22 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise InvalidToken(f"malformed token: {exc}") from None
+            raise InvalidToken(_MALFORMED, f"malformed token: {exc}") from None
         if header.get("alg") != ALGORITHM:
-            raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
+            raise InvalidToken(
+                f"The access token's algorithm is not accepted (only {ALGORITHM})",
+                f"algorithm {header.get('alg')!r} is not accepted",
+            )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise InvalidToken("the token names no signing key (kid)")
+            raise InvalidToken("The access token names no signing key (kid)")
         return kid, self.source.get(kid)
 
     def verify(self, token: str) -> TokenClaims:
         """The claims of ``token``; raises :class:`InvalidToken` for anything not accepted."""
         kid, key = self._key_for(token)
         if key is None:
-            raise InvalidToken(f"unknown signing key {kid!r}")
+            raise _unknown_key(kid)
         return self._decode(token, key)
 
     async def averify(self, token: str) -> TokenClaims:
@@ -431,7 +464,7 @@ class TokenVerifier:
             await self.source.refresh()
             key = self.source.get(kid)
             if key is None:
-                raise InvalidToken(f"unknown signing key {kid!r}")
+                raise _unknown_key(kid)
         return self._decode(token, key)
 
     def _decode(self, token: str, key: Ed25519PublicKey) -> TokenClaims:
@@ -446,12 +479,14 @@ class TokenVerifier:
                 options={"require": list(REQUIRED_CLAIMS), "verify_nbf": True},
             )
         except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc) or type(exc).__name__) from None
+            raise _refusal(exc) from None
         subject = claims["sub"]
         try:
             user_id = ids.decode(subject, expected_type="User").local_id
         except (ids.InvalidGlobalId, TypeError) as exc:
-            raise InvalidToken(f"the subject is not a user: {exc}") from None
+            raise InvalidToken(
+                "The access token's subject is not a user", f"the subject is not a user: {exc}"
+            ) from None
         jti = claims.get("jti")
         return TokenClaims(
             subject=subject,
@@ -462,6 +497,13 @@ class TokenVerifier:
             token_id=jti if isinstance(jti, str) else None,
             claims=claims,
         )
+
+
+def _unknown_key(kid: str) -> InvalidToken:
+    return InvalidToken(
+        "The access token is signed with an unknown signing key",
+        f"unknown signing key {kid!r}",
+    )
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

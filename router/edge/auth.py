@@ -168,10 +168,10 @@ class EdgeAuth:
         try:
             claims = await self.verifier.averify(token)
         except InvalidToken as exc:
-            log.info("refused a token at the edge: %s", exc)
+            # the decoder's details stay in the log; the client gets a plain reason
+            log.info("refused a token at the edge: %s", exc.detail)
             raise Unauthenticated(
-                "The access token is not valid: sign in again or refresh it "
-                f"(POST /auth/refresh). ({exc})"
+                f"{exc}: sign in again or refresh it (POST /auth/refresh)."
             ) from None
         return dict(claims.claims)
 

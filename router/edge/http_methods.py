@@ -15,10 +15,13 @@ from pek.router.edge.errors import EdgeError
 MAX_GET_TOKENS = 20_000
 
 
-def operation_type(query: str, operation_name: str | None) -> str | None:
-    """``"query"``, ``"mutation"`` or ``"subscription"``; None when it cannot be told."""
+def operation_type(
+    query: str, operation_name: str | None, max_tokens: int = MAX_GET_TOKENS
+) -> str | None:
+    """``"query"``, ``"mutation"`` or ``"subscription"``; None when it cannot be told (also
+    when the document has more than ``max_tokens`` tokens: the gateway refuses it)."""
     try:
-        document = parse(query, no_location=True, max_tokens=MAX_GET_TOKENS)
+        document = parse(query, no_location=True, max_lexical_tokens=max_tokens)
     except GraphQLError:
         return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -29,9 +32,14 @@ def operation_type(query: str, operation_name: str | None) -> str | None:
     return operations[0].operation.value
 
 
-def allow_only_queries_over_get(query: str, operation_name: str | None) -> None:
-    """Refuse (405, ``Allow: POST``) a mutation or subscription sent with GET."""
-    kind = operation_type(query, operation_name)
+def allow_only_queries_over_get(
+    query: str, operation_name: str | None, max_tokens: int = 0
+) -> None:
+    """Refuse (405, ``Allow: POST``) a mutation or subscription sent with GET.
+
+    ``max_tokens`` is the router's token limit (``PEK_MAX_TOKENS``; 0: :data:`MAX_GET_TOKENS`).
+    """
+    kind = operation_type(query, operation_name, max_tokens or MAX_GET_TOKENS)
     if kind is not None and kind != "query":
         raise EdgeError(
             405,
