@@ -23,7 +23,8 @@ Rules (declared in the realm subgraph's schema, read from the supergraph):
 * Mutations: only ``@realmOwner`` fields; fields run in order, consecutive fields of one realm in
   one request.
 * A realm that fails or exceeds its timeout yields null / no items for its part and an error
-  ``REALM_UNAVAILABLE`` naming it; every other realm's data is still returned.
+  ``REALM_UNAVAILABLE`` naming it (with ``reason: "TIMEOUT"`` and ``timeoutMs`` when it did
+  not answer in time); every other realm's data is still returned.
 """
 
 from __future__ import annotations
@@ -201,10 +202,17 @@ def _error(
     return out
 
 
-def _unavailable(realm: RealmInfo, path: Sequence[Any]) -> JSON:
-    return _error(
-        f"Realm {realm.name} is unavailable", REALM_UNAVAILABLE, path, realm=realm.id
-    )
+def _unavailable(realm: RealmInfo, path: Sequence[Any], *, timed_out: bool = False) -> JSON:
+    """``REALM_UNAVAILABLE`` naming the realm; a realm that was asked but did not answer in
+    time says so (``reason: "TIMEOUT"``): it may be up but overloaded, or the request too
+    costly for its time budget."""
+    message = f"Realm {realm.name} is unavailable"
+    if timed_out:
+        return _error(
+            message, REALM_UNAVAILABLE, path, realm=realm.id, reason="TIMEOUT",
+            timeoutMs=realm.timeout_ms,
+        )
+    return _error(message, REALM_UNAVAILABLE, path, realm=realm.id)
 
 
 @dataclass(slots=True)
@@ -216,6 +224,11 @@ class _Answer:
     #: errors by root field index (path[0] names one of the fields sent), others under -1
     errors: dict[int, list[JSON]] = field(default_factory=dict)
     unavailable: bool = False
+    #: unavailable because it did not answer within its timeout
+    timed_out: bool = False
+
+    def unavailable_error(self, path: Sequence[Any]) -> JSON:
+        return _unavailable(self.realm, path, timed_out=self.timed_out)
 
 
 @dataclass(slots=True)
@@ -303,7 +316,10 @@ class _Routed:
                 self._merge_single(root, realms[0])
         for answer in answers:
             self.errors.extend(answer.errors.get(-1, ()))
-        response: JSON = {"data": self.data}
+        # Every realm asked answered ``data: null`` (a non-null root field failed in each):
+        # so does this request, as one subgraph would, and the realms' errors explain it.
+        nulled = bool(answers) and all(a.data is None and not a.unavailable for a in answers)
+        response: JSON = {"data": None if nulled and self.errors else self.data}
         if self.errors:
             response["errors"] = _dedupe(self.errors)
         return response
@@ -608,7 +624,7 @@ class _Routed:
                 response = await self.layer.instances.fetch(realm, request)
         except TimeoutError:
             log.warning("realm %s timed out after %d ms", realm.id, realm.timeout_ms)
-            answer.unavailable = True
+            answer.unavailable = answer.timed_out = True
             return answer
         except SubgraphUnavailable as exc:
             log.warning("realm %s unavailable: %s", realm.id, exc.reason)
@@ -645,7 +661,7 @@ class _Routed:
 
     def _merge_single(self, root: RootField, answer: _Answer) -> None:
         if answer.unavailable:
-            self.errors.append(_unavailable(answer.realm, [root.key]))
+            self.errors.append(answer.unavailable_error([root.key]))
             return
         self.data[root.key] = self._field_value(answer, root)
         self.errors.extend(answer.errors.get(root.index, ()))
@@ -656,7 +672,7 @@ class _Routed:
         ]
         for answer in answers:
             if answer.unavailable:
-                self.errors.append(_unavailable(answer.realm, [root.key]))
+                self.errors.append(answer.unavailable_error([root.key]))
         if len(found) == 1:
             self.data[root.key] = self._field_value(found[0], root)
             self.errors.extend(found[0].errors.get(root.index, ()))
@@ -675,7 +691,7 @@ class _Routed:
     def _merge_fanout(self, root: RootField, answers: Sequence[_Answer]) -> None:
         for answer in answers:
             if answer.unavailable:
-                self.errors.append(_unavailable(answer.realm, [root.key]))
+                self.errors.append(answer.unavailable_error([root.key]))
         if root.after_variable is not None:
             self._merge_connection(root, answers)
             return
@@ -830,7 +846,7 @@ class _Routed:
                 for i in indexes:
                     if (realm_id, i) not in reported:
                         reported.add((realm_id, i))
-                        self.errors.append(_unavailable(answer.realm, [root.key, i]))
+                        self.errors.append(answer.unavailable_error([root.key, i]))
                 continue
             entities = self._field_value(answer, root)
             if not isinstance(entities, list):
