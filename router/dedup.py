@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
 
 from pek.router.edge.executor import GraphQLExecutor
+from pek.router.limits import parse_limited
 
 JSON = dict[str, Any]
 
@@ -72,7 +73,7 @@ def operation_type(
         return cache[key]
     kind: str | None = None
     try:
-        document = parse(query, no_location=True, max_lexical_tokens=max_tokens)
+        document = parse_limited(query, max_tokens, no_location=True)
     except (GraphQLError, TypeError):
         document = None
     if document is not None:

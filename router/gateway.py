@@ -27,14 +27,18 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     execute,
-    parse,
     print_ast,
     validate,
 )
 from graphql.execution.values import get_variable_values
 
 from pek.router.executor import Executor
-from pek.router.limits import OperationLimits, is_token_limit_error, strip_suggestions
+from pek.router.limits import (
+    OperationLimits,
+    is_token_limit_error,
+    parse_limited,
+    strip_suggestions,
+)
 from pek.router.planner import (
     INTROSPECTION_ROOT_FIELDS,
     PlanCache,
@@ -141,7 +145,7 @@ class Gateway:
             return [_error("The request has no GraphQL query.", "GRAPHQL_PARSE_FAILED")]
         try:
             # the parser stops at the token limit: a huge document is never parsed in full
-            document = parse(query, max_lexical_tokens=self.limits.parser_max_tokens)
+            document = parse_limited(query, self.limits.parser_max_tokens)
         except GraphQLError as exc:
             if is_token_limit_error(exc.message):
                 return [self.limits.too_many_tokens()]

@@ -19,6 +19,7 @@ introspection is off; :func:`strip_suggestions` removes them.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    parse,
 )
 
 from pek.settings import Settings
@@ -127,6 +130,30 @@ def limit_error(message: str, limit: str, maximum: int, actual: int | None = Non
     if actual is not None:
         extensions["actual"] = actual
     return {"message": message, "extensions": extensions}
+
+
+# graphql-core 3.3 counts tokens without comments as ``max_lexical_tokens`` (its ``max_tokens``
+# counts comments too); 3.2 has only ``max_tokens``, which skips comments.
+_LEXICAL_TOKENS = "max_lexical_tokens" in inspect.signature(parse).parameters
+
+
+def parse_limited(
+    source: str, max_tokens: int | None, *, no_location: bool = False
+) -> DocumentNode:
+    """``graphql.parse`` that stops after ``max_tokens`` tokens (None: no limit) and reports a
+    document nested beyond the interpreter's recursion limit as a syntax error (graphql-core
+    3.2 raises RecursionError there)."""
+    try:
+        if max_tokens is None:
+            return parse(source, no_location=no_location)
+        if _LEXICAL_TOKENS:
+            options: dict[str, Any] = {"max_lexical_tokens": max_tokens}
+        else:
+            options = {"max_tokens": max_tokens}
+        return parse(source, no_location=no_location, **options)
+    except RecursionError:
+        pass
+    raise GraphQLError("Syntax Error: Document is nested too deeply. Parsing aborted.")
 
 
 def is_token_limit_error(message: str) -> bool:

@@ -7,9 +7,10 @@ parse, or names no single operation, is left for the gateway to report as a Grap
 
 from __future__ import annotations
 
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import GraphQLError, OperationDefinitionNode
 
 from pek.router.edge.errors import EdgeError
+from pek.router.limits import parse_limited
 
 #: Tokens in a GET query the edge is willing to parse to find its operation type.
 MAX_GET_TOKENS = 20_000
@@ -21,7 +22,7 @@ def operation_type(
     """``"query"``, ``"mutation"`` or ``"subscription"``; None when it cannot be told (also
     when the document has more than ``max_tokens`` tokens: the gateway refuses it)."""
     try:
-        document = parse(query, no_location=True, max_lexical_tokens=max_tokens)
+        document = parse_limited(query, max_tokens, no_location=True)
     except GraphQLError:
         return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]

@@ -152,6 +152,17 @@ async def test_token_limit_stops_the_parser(
     assert "errors" not in await gateway.execute(commented)
 
 
+async def test_a_document_nested_beyond_the_parser_is_a_request_error(
+    supergraph: str, subgraphs: dict[str, RecordingSubgraph]
+) -> None:
+    gateway = _gateway(supergraph, subgraphs, OperationLimits.off())
+    nested = "{ me " + "{ reviews " * 5000 + "}" * 5001 + " }"
+    error = _only_error(await gateway.execute(nested))
+    assert error["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    assert "nested too deeply" in error["message"]
+    assert _fetches(subgraphs) == 0
+
+
 async def test_zero_switches_every_limit_off(
     supergraph: str, subgraphs: dict[str, RecordingSubgraph]
 ) -> None:
