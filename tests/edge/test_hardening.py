@@ -212,3 +212,33 @@ async def test_a_malformed_token_gets_a_plain_message(
     # the decoder's own words stay in the server log
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "malformed token:" in logged
+
+
+async def test_every_forged_token_gets_a_plain_reason(key_dir: Path) -> None:
+    from tests.auth.test_tokens import forged_tokens
+
+    settings = Settings(key_dir=str(key_dir))
+    plain = {
+        "The access token is malformed",
+        "The access token has expired",
+        "The access token is not valid yet",
+        "The access token was issued for another audience",
+        "The access token was issued by another issuer",
+        "The access token lacks a required claim",
+        "The access token's signature is not valid",
+        "The access token's algorithm is not accepted (only EdDSA)",
+        "The access token is signed with an unknown signing key",
+        "The access token's subject is not a user",
+    }
+    suffix = ": sign in again or refresh it (POST /auth/refresh)."
+    async with _served(settings, key_dir) as origin, \
+            httpx.AsyncClient(base_url=origin) as client:
+        for name, token in forged_tokens(settings).items():
+            response = await client.post(
+                "/graphql", json={"query": "{ me { id } }"},
+                headers={"accept": GRAPHQL_RESPONSE_JSON, "authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 401, name
+            message = response.json()["errors"][0]["message"]
+            assert message.endswith(suffix), (name, message)
+            assert message.removesuffix(suffix) in plain, (name, message)
