@@ -98,6 +98,9 @@ class User(Base):
     )
     #: A top-level admin: every action in every realm, and the only one who grants policies.
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    #: Profile columns the user (or an editProfile grantee) set by hand, comma-separated: a
+    #: sign-in no longer overwrites them from the provider's claims.
+    edited_fields: Mapped[str] = mapped_column(String(500), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import strawberry
@@ -38,6 +38,7 @@ class HubContext(RequestContext):
     sessions: async_sessionmaker[AsyncSession] | None = None
     loaders: HubLoaders | None = None
     _policies: PolicySet | None = None
+    _grants: dict[tuple[Action, int], bool] = field(default_factory=dict)
 
     async def policies(self) -> PolicySet:
         """Every live statement and the admins, read once per request."""
@@ -52,7 +53,15 @@ class HubContext(RequestContext):
         return self._policies
 
     async def profile_grant(self, action: Action, user_id: int) -> bool:
-        """Whether a statement not relative to groups grants ``action`` on ``user_id``."""
+        """Whether a statement not relative to groups grants ``action`` on ``user_id``
+        (decided once per request and pair: every basic-profile field asks)."""
+        key = (action, user_id)
+        known = self._grants.get(key)
+        if known is None:
+            known = self._grants[key] = await self._profile_grant(action, user_id)
+        return known
+
+    async def _profile_grant(self, action: Action, user_id: int) -> bool:
         policies = await self.policies()
         viewer = self.viewer_id
         if viewer is not None and viewer in policies.admins:
@@ -111,26 +120,29 @@ class FullProfile:
 
 @strawberry.federation.type(
     keys=["id"],
-    description="A person: one identity in the federation. The id, username and name are "
-    "public; nickname and avatar (the rest of the basic profile) need viewBasicProfile "
-    "(every signed-in user by default); the full profile needs viewFullProfile.",
+    description="A person: one identity in the federation. The id is public; the basic "
+    "profile (username, names, nickname, avatar) needs viewBasicProfile (every signed-in "
+    "user by default: anonymous callers see null); the full profile needs viewFullProfile.",
 )
 class User(Node):
     id: strawberry.ID
-    username: str
-    first_name: str
-    last_name: str
     row: strawberry.Private[models.User]
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
-        return cls(
-            id=strawberry.ID(ids.encode("User", row.id)),
-            username=row.username,
-            first_name=row.first_name,
-            last_name=row.last_name,
-            row=row,
-        )
+        return cls(id=strawberry.ID(ids.encode("User", row.id)), row=row)
+
+    @strawberry.field(description="Null where the viewer may not see the basic profile.")
+    async def username(self, info: HubInfo) -> str | None:
+        return self.row.username if await _sees_basic(info, self.row.id) else None
+
+    @strawberry.field(description="Null where the viewer may not see the basic profile.")
+    async def first_name(self, info: HubInfo) -> str | None:
+        return self.row.first_name if await _sees_basic(info, self.row.id) else None
+
+    @strawberry.field(description="Null where the viewer may not see the basic profile.")
+    async def last_name(self, info: HubInfo) -> str | None:
+        return self.row.last_name if await _sees_basic(info, self.row.id) else None
 
     @strawberry.field(description="Null where the viewer may not see the basic profile.")
     async def nickname(self, info: HubInfo) -> str | None:
@@ -145,9 +157,12 @@ class User(Node):
         local_id = decode_id(id, "User")
         return _load_user(info, local_id)
 
-    @strawberry.field(description='Display name, family name first ("Kovács Anna").')
-    def name(self) -> str:
-        return f"{self.last_name} {self.first_name}"
+    @strawberry.field(description='Display name, family name first ("Kovács Anna"); null '
+                      "where the viewer may not see the basic profile.")
+    async def name(self, info: HubInfo) -> str | None:
+        if not await _sees_basic(info, self.row.id):
+            return None
+        return f"{self.row.last_name} {self.row.first_name}"
 
     @strawberry.field(
         description="The full profile: to the user themself, and where a policy grants "
@@ -256,7 +271,9 @@ class Query:
     async def user(self, info: HubInfo, id: strawberry.ID) -> User | None:
         return await _load_user(info, decode_id(id, "User"))
 
-    @strawberry.field(description="Users, by family name, optionally filtered by a search.")
+    @strawberry.field(description="Users, by family name, optionally filtered by a search; "
+                      "for viewers who may see basic profiles (signed-in users by default): "
+                      "null with an UNAUTHENTICATED error for anonymous callers.")
     async def users(
         self,
         info: HubInfo,
@@ -266,7 +283,11 @@ class Query:
         ] = None,
         first: int | None = 20,
         after: str | None = None,
-    ) -> Connection[User]:
+    ) -> Connection[User] | None:
+        # Only statements about every user (not one target user) let a viewer list people.
+        if not await info.context.profile_grant(Action.VIEW_BASIC_PROFILE, 0):
+            code = "UNAUTHENTICATED" if info.context.viewer_id is None else "FORBIDDEN"
+            raise ClientError("Sign in to see people", code=code)
         window = page_window(first, after)
         if search is not None and len(search) > MAX_SEARCH_LENGTH:
             raise ClientError(f"`search` must be at most {MAX_SEARCH_LENGTH} characters")
@@ -309,7 +330,10 @@ def build_schema() -> SubgraphSchema:
     """The hub's federation schema."""
     from strawberry.tools import merge_types
 
-    from pek.hub.policy_schema import Mutation, PolicyQuery  # they build on the types above
+    # They build on the types above.
+    from pek.hub.policy_schema import Mutation, PolicyQuery
+    from pek.hub.profile_schema import ProfileMutation
 
     query = merge_types("Query", (Query, PolicyQuery))
-    return SubgraphSchema(query=query, mutation=Mutation, types=[User, Realm, PageInfo])
+    mutation = merge_types("Mutation", (Mutation, ProfileMutation))
+    return SubgraphSchema(query=query, mutation=mutation, types=[User, Realm, PageInfo])

@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
+from pek.schema.tokens import TokenSigner
+from pek.settings import Settings
 from tests.conftest import create_database, drop_database
 from tests.processes import PekProcess, free_port, register_realm
 
@@ -77,7 +79,10 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     realm_db = asyncio.run(create_database("pek_mp_realm"))
     pg = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
     ports = {name: free_port() for name in ("hub", "realm", "router", "dev")}
-    common = {"PEK_DEMO_DATA": "true", "PEK_LOG_LEVEL": "warning"}
+    # The hub and `pek dev` sign with the same key, so one token is a viewer on both.
+    _KEYS.append(logs / "keys")
+    common = {"PEK_DEMO_DATA": "true", "PEK_LOG_LEVEL": "warning",
+              "PEK_KEY_DIR": str(_KEYS[-1])}
     started: list[PekProcess] = []
     try:
         hub = PekProcess(
@@ -109,7 +114,7 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         dev = PekProcess(
             ["dev", "--port", str(ports["dev"]),
              "--database-url", f"sqlite+aiosqlite:///{Path(logs) / 'dev.sqlite3'}"],
-            {"PEK_LOG_LEVEL": "warning", "PEK_REALM_IDS": "hub"},
+            {"PEK_LOG_LEVEL": "warning", "PEK_REALM_IDS": "hub", "PEK_KEY_DIR": str(_KEYS[-1])},
             logs / "dev.log",
         )
         started.append(dev)
@@ -130,8 +135,20 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         asyncio.run(drop_database(realm_db))
 
 
-def _post(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=30)
+#: The signing-key folder of the hub and of `pek dev`.
+_KEYS: list[Path] = []
+#: The viewer of the queries (names are for signed-in users): a demo user.
+VIEWER = 1
+
+
+def _post(url: str, query: str, variables: dict[str, Any] | None = None,
+          viewer: int | None = VIEWER) -> dict[str, Any]:
+    headers = {}
+    if viewer is not None:
+        token, _ = TokenSigner.from_settings(Settings(key_dir=str(_KEYS[-1]))).mint(viewer)
+        headers["authorization"] = f"Bearer {token}"
+    response = httpx.post(url, json={"query": query, "variables": variables or {}},
+                          headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

@@ -33,6 +33,7 @@ from pek.realm.index import queue_full_resync
 from pek.realm.service import RealmSubgraph
 from pek.router.realms.merge import Sorted, merge_order, order_key
 from pek.schema import ids
+from pek.schema.tokens import TokenSigner
 from pek.settings import Settings
 from tests.conftest import create_database, drop_database, require_redis
 from tests.processes import PekProcess, free_port, register_realm, remove_realm
@@ -176,6 +177,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
         fed.started.append(hub)
         fed.processes["hub-process"] = hub
         hub.wait_healthy(f"{hub_url}/health")
+        _HUB_KEYS.append(logs / "keys")
         own_a, own_b = database("pek_rmp_hub_realm"), database("pek_rmp_kir")
         shared = database("pek_rmp_shared")
         _start_realm_process(fed, "own-a", ["hub"], own_a, ports["own-a"])
@@ -228,9 +230,16 @@ def _hub_index(fed: Federation, user_id: int) -> list[str]:
     return realms
 
 
+#: The hub's signing-key folder, once the hub runs (tests mint viewers' tokens with it).
+_HUB_KEYS: list[Path] = []
+
+
 def post(url: str, query: str, variables: dict[str, Any] | None = None,
          viewer: int | None = None, timeout: float = 30) -> dict[str, Any]:
-    headers = {"x-pek-dev-user": user(viewer)} if viewer is not None else {}
+    headers = {}
+    if viewer is not None:
+        token, _ = TokenSigner.from_settings(Settings(key_dir=str(_HUB_KEYS[-1]))).mint(viewer)
+        headers["authorization"] = f"Bearer {token}"
     response = httpx.post(url, json={"query": query, "variables": variables or {}},
                           headers=headers, timeout=timeout)
     assert response.status_code == 200, response.text
@@ -294,7 +303,7 @@ def test_one_users_memberships_across_every_realm(fed: Federation) -> None:
     query = """query U($id: ID!) { user(id: $id) { name memberships {
         id status realm { id name }
         group { id name realm { id } memberships { user { id name nickname } } } } } }"""
-    body = post(fed.router, query, {"id": user(EVERYWHERE)})
+    body = post(fed.router, query, {"id": user(EVERYWHERE)}, viewer=EVERYWHERE)
     assert "errors" not in body, body["errors"]
     memberships = body["data"]["user"]["memberships"]
     by_realm: dict[str, list[str]] = {}

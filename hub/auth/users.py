@@ -135,8 +135,10 @@ async def upsert_user(
         session.add(user)
         await session.flush()
     else:
+        edited = set(filter(None, user.edited_fields.split(",")))
         for column, value in profile.items():
-            setattr(user, column, value)
+            if column not in edited:  # what the user set by hand wins over the claims
+                setattr(user, column, value)
     if identity is None:
         identity = models.Identity(provider=provider, subject=subject, user_id=user.id)
         session.add(identity)

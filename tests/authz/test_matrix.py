@@ -224,7 +224,9 @@ async def _snapshot(world: World, realm_id: str) -> Any:
             [(t.name, t.season) for t in await session.scalars(select(models.Semester))],
         ]
     async with world.hub.sessionmaker() as session:
-        policies = len(list(await session.scalars(select(hub_models.PolicyStatement.id))))
+        policies = len(list(await session.scalars(select(hub_models.PolicyStatement.id)))), [
+            (u.id, u.nickname) for u in await session.scalars(
+                select(hub_models.User).order_by(hub_models.User.id))]
     return groups, members, posts, scores, policies
 
 
@@ -304,6 +306,11 @@ async def perform(world: World, viewer: int | None, operation: str, realm_id: st
             "{ posts { kind } } }", {"m": await _membership_id(world, realm_id, "target"),
                                      "k": "LEADER" if operation == "assign_leader_post"
                                      else "TREASURER"})
+    elif operation in ("edit_own_profile", "edit_other_profile"):
+        target = None if operation == "edit_own_profile" else ids.encode(
+            "User", HOLDERS[realm_id]["target"])
+        body = await world.ask(viewer, "mutation($u: ID) { updateProfile(userId: $u, input: "
+                               '{nickname: "Matrix"}) { nickname } }', {"u": target})
     elif operation == "edit_scores":
         guideline = await _guideline_id(world, realm_id, "Circle", SPRING)
         body = await world.ask(

@@ -329,7 +329,8 @@ class Case:
     query: str
     #: Values "@user", "@group", "@membership", "@other-user" are replaced by demo IDs.
     variables: JSON | None = None
-    viewer: str | None = None
+    #: Signed in by default (people's names are for signed-in viewers); None: anonymous.
+    viewer: str | None = VIEWER
     operation_name: str | None = None
     #: What the reference (Apollo) must answer, so that equal failures cannot pass unnoticed.
     expect: str = "data"  # "data", "partial" (data and errors), "request-error", "null-data"
@@ -423,7 +424,11 @@ CASES: dict[str, Case] = {
         variables={"semester": "2024-2025/2"}, viewer=VIEWER),
     "scoreboard_anonymous_is_null": Case("""
       { groups(first: 2) { edges { node { name scoreboard(semester: "2024-2025/2") {
-          total: pointStatus } } } } }"""),
+          total: pointStatus } } } } }""", viewer=None),
+    "anonymous_sees_no_names_and_lists_no_people": Case("""
+      { groups(first: 2) { edges { node { name memberships { user { id name username } } } } }
+        users(first: 2) { totalCount } }""",
+        viewer=None, expect="partial", error_codes=("UNAUTHENTICATED",)),
     "lookups_by_id": Case("""
       query Lookups($user: ID!, $group: ID!, $membership: ID!) {
         user(id: $user) { __typename id name memberships { group { id name } } }
@@ -463,10 +468,10 @@ CASES: dict[str, Case] = {
         nobody: users(first: 3, search: "zzzzzz") { totalCount edges { node { name } } }
         users(first: 2) { edges { node { memberships { __typename } } } } }"""),
     "null_propagated_from_non_null_root_field": Case("""
-      { realms { id } users(first: -1) { totalCount } }""",
+      { semesters { name } groups(first: -1) { totalCount } }""",
         expect="null-data", error_codes=("BAD_USER_INPUT",)),
     "null_propagated_across_subgraphs": Case("""
-      { semesters { name } users(first: -1) { totalCount } }""",
+      { realms { id } groups(first: -1) { totalCount } }""",
         expect="null-data", error_codes=("BAD_USER_INPUT",)),
     "null_propagated_invalid_cursor_variable": Case("""
       query($after: String) { semesters { name } groups(first: 2, after: $after) { totalCount } }
@@ -504,7 +509,7 @@ def demo_ids(endpoints: dict[str, str]) -> dict[str, str]:
     answer = post(endpoints["apollo"], """
       { groups(first: 10, purpose: CIRCLE) { edges { node { id parent { id }
           memberships { id user { id } } } } }
-        users(first: 2) { edges { node { id } } } }""")
+        users(first: 2) { edges { node { id } } } }""", viewer=VIEWER)
     assert answer.status == 200 and "errors" not in answer.body, answer.body
     groups = [e["node"] for e in answer.body["data"]["groups"]["edges"]]
     group = next(g for g in groups if g["parent"] and g["memberships"])
@@ -582,8 +587,8 @@ def test_walking_every_page_gives_the_same_pages(endpoints: dict[str, str], targ
     total = None
     for _ in range(100):
         variables = {"first": 7, "after": after, "usersAfter": after}
-        reference = post(endpoints["apollo"], query, variables)
-        ours = post(endpoints[target], query, {**variables, "after": ours_cursor(after)})
+        reference = post(endpoints["apollo"], query, variables, VIEWER)
+        ours = post(endpoints[target], query, {**variables, "after": ours_cursor(after)}, VIEWER)
         assert "errors" not in reference.body, reference.body
         assert normalise(ours.body) == normalise(reference.body), f"page after {after!r}"
         groups = reference.body["data"]["groups"]

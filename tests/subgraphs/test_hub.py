@@ -66,7 +66,7 @@ async def test_self_sees_everything_others_see_what_privacy_allows(hub: HubSubgr
 
     anonymous = await run(hub, PROFILE, {"id": gid})
     assert anonymous["data"]["user"]["fullProfile"] is None
-    assert anonymous["data"]["user"]["name"] == own["data"]["user"]["name"]
+    assert anonymous["data"]["user"]["name"] is None  # the basic profile is for signed-in users
 
 
 async def test_a_bare_user_header_is_never_honoured(hub: HubSubgraph) -> None:
@@ -95,7 +95,7 @@ async def test_users_pages_cover_everyone_once(hub: HubSubgraph) -> None:
             hub,
             "query($after: String) { users(first: 100, after: $after) { totalCount "
             "pageInfo { hasNextPage hasPreviousPage endCursor } edges { node { id } } } }",
-            {"after": after},
+            {"after": after}, viewer="1",
         )
         users = page["data"]["users"]
         assert users["totalCount"] == DEMO_USER_COUNT
@@ -107,6 +107,20 @@ async def test_users_pages_cover_everyone_once(hub: HubSubgraph) -> None:
     assert len(seen) == len(set(seen)) == DEMO_USER_COUNT
 
 
+async def test_anonymous_callers_list_no_people_and_see_no_names(hub: HubSubgraph) -> None:
+    """The basic profile (names, username, nickname, avatar) is for signed-in users."""
+    listed = await run(hub, "{ users(first: 5) { totalCount } }")
+    assert listed["data"] == {"users": None} and error_codes(listed) == ["UNAUTHENTICATED"]
+    one = await run(hub, "query($id: ID!) { user(id: $id) { id username firstName lastName "
+                    "name nickname avatarUrl } }", {"id": ids.encode("User", 5)})
+    assert one["data"]["user"] == {"id": ids.encode("User", 5), "username": None,
+                                   "firstName": None, "lastName": None, "name": None,
+                                   "nickname": None, "avatarUrl": None}
+    signed_in = await run(hub, "query($id: ID!) { user(id: $id) { username name } }",
+                          {"id": ids.encode("User", 5)}, viewer="6")
+    assert all(signed_in["data"]["user"].values())
+
+
 async def test_search_is_case_insensitive_over_names(hub: HubSubgraph) -> None:
     async with hub.sessionmaker() as session:
         user = await session.get(models.User, 42)
@@ -115,12 +129,13 @@ async def test_search_is_case_insensitive_over_names(hub: HubSubgraph) -> None:
                  user.username.upper()):
         answer = await run(
             hub, "query($s: String) { users(search: $s, first: 100) { totalCount "
-            "edges { node { id firstName lastName } } } }", {"s": term},
+            "edges { node { id firstName lastName } } } }", {"s": term}, viewer="1",
         )
         found = [e["node"]["id"] for e in answer["data"]["users"]["edges"]]
         assert ids.encode("User", 42) in found, term
         assert answer["data"]["users"]["totalCount"] == len(found)
-    none = await run(hub, '{ users(search: "zzzz%_") { totalCount edges { cursor } } }')
+    none = await run(hub, '{ users(search: "zzzz%_") { totalCount edges { cursor } } }',
+                     viewer="1")
     assert none["data"]["users"] == {"totalCount": 0, "edges": []}
 
 
@@ -137,7 +152,7 @@ async def test_search_is_case_insensitive_over_names(hub: HubSubgraph) -> None:
 async def test_bad_input_is_a_clear_graphql_error(
     hub: HubSubgraph, query: str, message: str
 ) -> None:
-    answer = await run(hub, query)
+    answer = await run(hub, query, viewer="1")
     assert error_codes(answer) == ["BAD_USER_INPUT"]
     assert message in answer["errors"][0]["message"]
     assert "Traceback" not in str(answer)

@@ -44,6 +44,7 @@ async def test_http_post_get_and_health(hub: HubSubgraph) -> None:
             "/graphql",
             params={"query": "query($n: Int) { users(first: $n) { totalCount } }",
                     "variables": json.dumps({"n": 1})},
+            headers=viewer_headers(hub.settings, 2),
         )
         assert got.json()["data"]["users"]["totalCount"] == 300
         sdl = await client.post("/graphql", json={"query": "{ _service { sdl } }"})
