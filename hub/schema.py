@@ -55,6 +55,8 @@ class HubContext(RequestContext):
     async def profile_grant(self, action: Action, user_id: int) -> bool:
         """Whether a statement not relative to groups grants ``action`` on ``user_id``
         (decided once per request and pair: every basic-profile field asks)."""
+        if user_id != 0 and await self.profile_grant(action, 0):
+            return True  # granted on every user (signed-in users' basic profiles)
         key = (action, user_id)
         known = self._grants.get(key)
         if known is None:

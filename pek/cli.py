@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pek.settings import Settings
+from pek.settings import DEFAULT_SECRET_KEY, Settings
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 DEFAULT_PORTS = {"dev": 8000, "router": 8000, "hub": 8001, "realm": 8002}
@@ -283,9 +283,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from pek.hub.auth.oidc import ProvidersFileError, providers_from_settings
 
         try:
-            providers_from_settings(settings)
+            providers = providers_from_settings(settings)
         except ProvidersFileError as exc:
             print(f"pek: {exc}", file=sys.stderr)
+            return 2
+        if providers and not settings.dev and settings.secret_key == DEFAULT_SECRET_KEY:
+            print("pek: PEK_SECRET_KEY is the public development default; set a long random "
+                  "secret (openssl rand -hex 32) before signing users in", file=sys.stderr)
             return 2
     if command == "dev":
         _serve(roles.build_dev_app(settings), settings)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./pek-dev.sqlite3"
+#: The development default of ``secret_key``: public, so never good enough for real sign-ins.
+DEFAULT_SECRET_KEY = "pek-dev-secret-change-me"
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,10 @@ class Settings:
     introspection: bool = True
     #: Timeout in seconds of one subgraph fetch.
     subgraph_timeout: float = 10.0
-    #: Secret that signs the dev sign-in cookie (dev mode only).
-    secret_key: str = "pek-dev-secret-change-me"
+    #: Secret that seals the hub's sign-in transaction cookie and signs the router's dev
+    #: sign-in cookie; the hub refuses to start with the default outside dev mode when an
+    #: identity provider is configured.
+    secret_key: str = DEFAULT_SECRET_KEY
     #: Shared secret of the realm -> hub federation-index calls (HMAC-SHA256); empty: the hub
     #: refuses them and realms do not send them.
     index_secret: str = ""

@@ -42,20 +42,25 @@ ASSETS: dict[str, str] = {
 }
 
 DEFAULT_QUERY = """\
+# Anonymous callers see the group directory; people's names and profiles
+# are shown to signed-in users.
 {
   me {
     name
   }
-  users(first: 5) {
+  groups(first: 5) {
     edges {
       node {
         name
-        nickname
+        realm {
+          name
+        }
         memberships {
-          group {
-            name
-          }
           status
+          user {
+            name
+            nickname
+          }
         }
       }
     }

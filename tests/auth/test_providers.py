@@ -313,6 +313,23 @@ def test_the_hub_does_not_start_with_a_malformed_providers_file(tmp_path: Path) 
                       'realms must be a list of realm ids, e.g. ["kir"]\n'), output
 
 
+def test_the_hub_refuses_the_public_secret_key_for_real_sign_ins(tmp_path: Path) -> None:
+    """Outside dev mode, with a provider configured, the development secret is refused."""
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "PEK_HUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}",
+        "PEK_KEY_DIR": str(tmp_path / "keys"),
+        "PEK_PORT": str(free_port()),
+        "PEK_OIDC_CLIENT_ID": "pek",
+        "PEK_OIDC_CLIENT_SECRET": "s",
+    }
+    finished = subprocess.run([PEK, "hub"], env=env, cwd=tmp_path, capture_output=True,
+                              timeout=60)
+    output = finished.stdout.decode() + finished.stderr.decode()
+    assert finished.returncode == 2, output
+    assert output.startswith("pek: PEK_SECRET_KEY is the public development default"), output
+
+
 # -- AuthSCH -----------------------------------------------------------------------------------
 
 

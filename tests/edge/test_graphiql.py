@@ -32,7 +32,7 @@ async def test_browser_gets_graphiql_with_local_assets_only(client: httpx.AsyncC
     sources = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert sorted(sources) == sorted(f"/graphiql-assets/{name}" for name in ASSETS)
     assert "http://" not in page and "https://" not in page and "//unpkg" not in page
-    assert "users(first: 5)" in page
+    assert "groups(first: 5)" in page
     for source in sources:
         asset = await client.get(source)
         assert asset.status_code == 200, source

@@ -96,7 +96,7 @@ def test_graphiql_renders_offline(
     lines = re.findall(r'<pre class="\s*CodeMirror-line\s*"[^>]*>(.*?)</pre>', editor)
     text = html.unescape(re.sub(r"<[^>]+>", "", "\n".join(lines)))
     assert len(lines) >= 19, text
-    assert "users(first: 5) {" in text
+    assert "groups(first: 5) {" in text
     assert "memberships {" in text
     assert "Not signed in" in dom and "/dev/sign-in" in dom
     # GraphiQL's own fetcher reached the gateway through the edge (POST JSON, not blocked).
