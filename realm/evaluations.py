@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pek.realm import models
 from pek.realm.loaders import RealmLoaders
-from pek.realm.permissions import UNAUTHENTICATED
+from pek.realm.permissions import signed_in
 from pek.realm.points import GuidelineScore, member_score
 from pek.realm.routing import owner
 from pek.realm.schema import (
@@ -84,13 +84,6 @@ class _Part(enum.Enum):
     ENTRIES = "entry requests"
 
 
-def _viewer(info: RealmInfo) -> int:
-    viewer = info.context.viewer_id
-    if viewer is None:
-        raise ClientError("Sign in first", code=UNAUTHENTICATED)
-    return viewer
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -122,7 +115,7 @@ class _Term:
         cls, info: RealmInfo, session: AsyncSession, group_id: str, semester: str,
         action: Action, message: str,
     ) -> _Term:
-        _viewer(info)
+        signed_in(info.context.viewer_id)
         local = info.context.local_id(group_id, "Group")
         name = _semester_name(semester)
         group = await session.get(models.Group, local)
@@ -289,7 +282,7 @@ class EvaluationMutation:
         self, info: RealmInfo, group_id: strawberry.ID, semester: str, name: str,
         category: models.GuidelineCategory, max_per_member: int,
     ) -> Guideline:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         name = _name(name, "name")
         if not 1 <= max_per_member <= MAX_GUIDELINE_POINTS:
             raise ClientError(f"`maxPerMember` must be 1-{MAX_GUIDELINE_POINTS}")
@@ -309,7 +302,7 @@ class EvaluationMutation:
         directives=[owner("id")],
     )
     async def remove_guideline(self, info: RealmInfo, id: strawberry.ID) -> Scoreboard:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         local = info.context.local_id(id, "Guideline")
         async with info.context.db().begin() as session:
             row = await session.get(models.Guideline, local)
@@ -337,7 +330,7 @@ class EvaluationMutation:
         self, info: RealmInfo, group_id: strawberry.ID, semester: str,
         points: list[PointsInput],
     ) -> Scoreboard:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         if not points or len(points) > MAX_LINES:
             raise ClientError(f"`points` must have 1-{MAX_LINES} lines")
         async with info.context.db().begin() as session:
@@ -391,7 +384,7 @@ class EvaluationMutation:
         self, info: RealmInfo, group_id: strawberry.ID, semester: str,
         requests: list[EntryRequestInput],
     ) -> Scoreboard:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         if len(requests) > MAX_LINES:
             raise ClientError(f"`requests` may have at most {MAX_LINES} lines")
         async with info.context.db().begin() as session:
@@ -431,7 +424,7 @@ class EvaluationMutation:
     async def submit_evaluation(
         self, info: RealmInfo, group_id: strawberry.ID, semester: str
     ) -> Scoreboard:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         async with info.context.db().begin() as session:
             term = await _Term.load(info, session, group_id, semester, *EDIT)
             term.require_season(models.Season.SUBMISSION, "An evaluation can be submitted")
@@ -494,7 +487,7 @@ class EvaluationMutation:
         points: Verdict | None = None, entries: Verdict | None = None,
         explanation: str | None = None,
     ) -> Scoreboard:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         verdicts = {_Part.POINTS: points, _Part.ENTRIES: entries}
         if points is None and entries is None:
             raise ClientError("Give a verdict on the `points`, the `entries` or both")
@@ -530,7 +523,7 @@ class EvaluationMutation:
     async def create_semester(
         self, info: RealmInfo, realm: str, name: str, starts_on: dt.date, ends_on: dt.date
     ) -> Semester:
-        _viewer(info)
+        signed_in(info.context.viewer_id)
         if realm != info.context.realm_id:
             raise ClientError("`realm` is not the realm this request was sent to")
         await info.context.perms().require(
@@ -559,7 +552,7 @@ class EvaluationMutation:
     async def set_season(
         self, info: RealmInfo, realm: str, semester: str, season: models.Season
     ) -> Semester:
-        _viewer(info)
+        signed_in(info.context.viewer_id)
         if realm != info.context.realm_id:
             raise ClientError("`realm` is not the realm this request was sent to")
         await info.context.perms().require(

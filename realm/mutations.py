@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pek.realm import models
 from pek.realm.evaluations import EvaluationMutation
 from pek.realm.index import record_membership_change
-from pek.realm.permissions import FORBIDDEN, UNAUTHENTICATED
+from pek.realm.permissions import FORBIDDEN, signed_in
 from pek.realm.routing import owner
 from pek.realm.schema import Group, Membership, RealmInfo
 from pek.schema.context import ClientError, decode_id
@@ -31,13 +31,6 @@ from pek.schema.policies import Action
 
 MAX_NAME_LENGTH = 200
 MAX_TEXT_LENGTH = 5000
-
-
-def _viewer(info: RealmInfo) -> int:
-    viewer = info.context.viewer_id
-    if viewer is None:
-        raise ClientError("Sign in first", code=UNAUTHENTICATED)
-    return viewer
 
 
 async def _require_on_group(
@@ -137,7 +130,7 @@ class Mutation(EvaluationMutation):
         directives=[owner("groupId")],
     )
     async def apply_to_group(self, info: RealmInfo, group_id: strawberry.ID) -> Membership:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         local_group = info.context.local_id(group_id, "Group")
         try:
             async with info.context.db().begin() as session:
@@ -178,7 +171,7 @@ class Mutation(EvaluationMutation):
         directives=[owner("membershipId")],
     )
     async def withdraw_application(self, info: RealmInfo, membership_id: strawberry.ID) -> bool:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         async with info.context.db().begin() as session:
             row = await _membership(session, info, membership_id)
             if row.user_id != viewer:
@@ -199,7 +192,7 @@ class Mutation(EvaluationMutation):
     async def accept_membership(
         self, info: RealmInfo, membership_id: strawberry.ID
     ) -> Membership:
-        _viewer(info)
+        signed_in(info.context.viewer_id)
         async with info.context.db().begin() as session:
             row = await _membership(session, info, membership_id)
             await _require_on_group(info, session, Action.EDIT_MEMBERS, row.group_id,
@@ -222,7 +215,7 @@ class Mutation(EvaluationMutation):
     async def set_membership_status(
         self, info: RealmInfo, membership_id: strawberry.ID, status: models.MembershipStatus
     ) -> Membership:
-        _viewer(info)
+        signed_in(info.context.viewer_id)
         async with info.context.db().begin() as session:
             row = await _membership(session, info, membership_id)
             await _require_on_group(info, session, Action.EDIT_MEMBERS, row.group_id,
@@ -255,7 +248,7 @@ class Mutation(EvaluationMutation):
         description: str | None = None,
         users_can_apply: bool = True,
     ) -> Group:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         if realm != info.context.realm_id:
             raise ClientError("`realm` is not the realm this request was sent to")
         name = name.strip()
@@ -305,7 +298,7 @@ class Mutation(EvaluationMutation):
         users_can_apply: bool | None = None,
         archived: bool | None = None,
     ) -> Group:
-        _viewer(info)
+        signed_in(info.context.viewer_id)
         local = info.context.local_id(id, "Group")
         if name is not None:
             name = name.strip()
@@ -343,7 +336,7 @@ class Mutation(EvaluationMutation):
         self, info: RealmInfo, membership_id: strawberry.ID, kind: models.PostKind,
         title: str | None = None,
     ) -> Membership:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         if kind in AUTOMATIC_POSTS:
             raise ClientError(f"The {kind.value} post is given by the realm itself")
         if kind is models.PostKind.GROUP_SPECIFIC:
@@ -372,7 +365,7 @@ class Mutation(EvaluationMutation):
         directives=[owner("postId")],
     )
     async def end_post(self, info: RealmInfo, post_id: strawberry.ID) -> Membership:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         local = info.context.local_id(post_id, "Post")
         async with info.context.db().begin() as session:
             post = await session.get(models.Post, local)
@@ -399,7 +392,7 @@ class Mutation(EvaluationMutation):
     async def move_group_owner(
         self, info: RealmInfo, group_id: strawberry.ID, user_id: strawberry.ID
     ) -> Group:
-        viewer = _viewer(info)
+        viewer = signed_in(info.context.viewer_id)
         local = info.context.local_id(group_id, "Group")
         new_owner = decode_id(user_id, "User")
         async with info.context.db().begin() as session:

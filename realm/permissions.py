@@ -31,6 +31,13 @@ FORBIDDEN = "FORBIDDEN"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 
 
+def signed_in(viewer_id: int | None) -> int:
+    """The viewer of a write; an anonymous caller gets ``UNAUTHENTICATED``."""
+    if viewer_id is None:
+        raise ClientError("Sign in first", code=UNAUTHENTICATED)
+    return viewer_id
+
+
 @dataclass(frozen=True)
 class Standing:
     """The viewer in one group: membership status and the posts of an active membership."""
