@@ -139,6 +139,12 @@ class Settings:
     #: Router: "Did you mean ...?" in validation errors: true, false, or auto (shown when
     #: introspection is allowed, which reveals the same names).
     field_suggestions: str = "auto"
+    #: Router: automatic persisted queries (Apollo's APQ: a query sent once, then by its
+    #: SHA-256 hash), stored in Redis when ``redis_url`` is set and in a bounded in-process
+    #: cache in front of it.
+    persisted_queries: bool = True
+    #: Router: seconds a persisted query stays in Redis after it was sent; 0: no expiry.
+    persisted_queries_ttl_seconds: float = 86400.0
 
     @classmethod
     def from_env(

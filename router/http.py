@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pek.router import devauth
+from pek.router.edge.apq import PersistedQueries, PersistedQueryError
 from pek.router.edge.auth import EdgeAuth, Unauthenticated
 from pek.router.edge.auth_proxy import AuthProxy
 from pek.router.edge.content_negotiation import (
@@ -78,6 +79,7 @@ class GraphQLEndpoint:
         self.settings = settings
         self.auth = auth or EdgeAuth.from_settings(settings)
         self.graphiql = graphiql
+        self.apq = PersistedQueries.from_settings(settings)
         limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
         #: 0 is no limit (``PEK_MAX_BODY_BYTES=0``)
         self.max_body_bytes = limit if limit > 0 else sys.maxsize
@@ -100,6 +102,8 @@ class GraphQLEndpoint:
             )
         try:
             graphql_request = await self._parse(request)
+        except PersistedQueryError as exc:
+            return exc.response(media_type)
         except EdgeError as exc:
             return error_response(
                 exc.status, exc.message, media_type=media_type, headers=exc.headers
@@ -108,9 +112,12 @@ class GraphQLEndpoint:
 
     async def _parse(self, request: Request) -> GraphQLRequest:
         if request.method == "POST":
-            return await parse_post(request, max_body_bytes=self.max_body_bytes)
+            return await self.apq.resolve(
+                await parse_post(request, max_body_bytes=self.max_body_bytes)
+            )
         graphql_request = parse_get(request)
         prevent_csrf(request.headers)
+        graphql_request = await self.apq.resolve(graphql_request, get=True)
         allow_only_queries_over_get(
             graphql_request.query, graphql_request.operation_name, self.settings.max_tokens
         )
@@ -210,6 +217,7 @@ def create_app(
             for hook in on_shutdown:
                 await hook()
             await auth.aclose()
+            await endpoint.apq.aclose()
 
     routes: list[BaseRoute] = [
         Route(GRAPHQL_PATH, endpoint.handle, methods=["GET", "POST"]),

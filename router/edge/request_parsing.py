@@ -2,7 +2,9 @@
 
 POST carries a JSON body (any other content type is refused with 415, which also keeps
 browsers from sending a cross-site "simple" POST); GET carries the same fields as URL
-parameters, ``variables`` and ``extensions`` JSON-encoded. Every mistake is an
+parameters, ``variables`` and ``extensions`` JSON-encoded. A request with
+``extensions.persistedQuery`` may leave out its ``query`` (an automatic persisted query:
+``query`` is then empty until :mod:`pek.router.edge.apq` resolves it). Every mistake is an
 :class:`~pek.router.edge.errors.EdgeError` with a message a client can act on.
 """
 
@@ -55,13 +57,16 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 def _from_fields(fields: dict[str, Any]) -> GraphQLRequest:
     query = fields.get("query")
+    persisted = isinstance(fields.get("extensions"), dict) and (
+        "persistedQuery" in fields["extensions"]
+    )
     if query is None:
-        if isinstance(fields.get("extensions"), dict) and "persistedQuery" in fields["extensions"]:
-            raise EdgeError(400, "Persisted queries are not supported: send the 'query' text")
-        raise EdgeError(400, "The GraphQL request must contain a 'query' string")
-    if not isinstance(query, str):
+        if not persisted:
+            raise EdgeError(400, "The GraphQL request must contain a 'query' string")
+        query = ""  # a hash-only persisted query: pek.router.edge.apq finds its text
+    elif not isinstance(query, str):
         raise EdgeError(400, "'query' must be a string")
-    if not query.strip():
+    elif not query.strip():
         raise EdgeError(400, "'query' must not be empty")
     variables = fields.get("variables")
     if variables is not None and not isinstance(variables, dict):
