@@ -3,7 +3,8 @@
     pek dev                     all-in-one: hub + realm + router in one process, demo data, GraphiQL
     pek hub / pek realm         one subgraph over HTTP
     pek router                  the router in front of subgraphs over HTTP
-    pek compose                 write the supergraph composed from the subgraphs
+    pek compose                 write the supergraph composed from the subgraphs (ours, running
+                                ones, or --subgraph NAME=FILE_OR_URL)
     pek plan                    print the query plan of an operation
     pek schema export|check     keep the SDL files in schema/ current
     pek realms list|add|...     the realm registry (the one source of truth of realms)
@@ -107,10 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
         "compose",
         help="compose the supergraph from the subgraphs and write it",
         description="Compose the supergraph SDL. By default from this code's own subgraphs; "
-        "with --from-services, from the running subgraphs' _service { sdl }.",
+        "with --from-services, from the running subgraphs' _service { sdl }; with --subgraph "
+        "(repeatable), from SDL files or URLs. Composition errors are printed one per line "
+        "(exit code 2).",
     )
     comp.add_argument("-o", "--output", help="file to write (default: standard output)")
     comp.add_argument("--from-services", action="store_true", help="ask running subgraphs")
+    comp.add_argument(
+        "--subgraph",
+        action="append",
+        default=[],
+        metavar="NAME=PATH_OR_URL",
+        help="a subgraph to compose: a .graphql SDL file, or an http(s) URL asked for "
+        "{ _service { sdl } } (repeatable; replaces this code's own subgraphs)",
+    )
+    comp.add_argument(
+        "--routing-url",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="the URL the router reaches a subgraph given as a file at (default: the URL it "
+        "came from; for hub and realm files --hub-url/--realm-url or the local defaults)",
+    )
     _subgraph_url_flags(comp)
 
     plan = roles.add_parser(
@@ -300,10 +319,26 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     elif command == "compose":
         import asyncio
 
-        if args.from_services:
-            sdl = asyncio.run(roles.compose_from_services(settings))
-        else:
-            sdl = roles.local_supergraph(settings)
+        from pek.router.composition import CompositionError
+
+        try:
+            if args.subgraph:
+                if args.from_services:
+                    raise ComposeInputError("give either --subgraph or --from-services, not both")
+                sdl = compose_sources(args.subgraph, args.routing_url, settings)
+            elif args.routing_url:
+                raise ComposeInputError("--routing-url only applies to --subgraph sources")
+            elif args.from_services:
+                sdl = asyncio.run(roles.compose_from_services(settings))
+            else:
+                sdl = roles.local_supergraph(settings)
+        except ComposeInputError as exc:
+            print(f"pek compose: {exc}", file=sys.stderr)
+            return 2
+        except CompositionError as exc:
+            for error in exc.errors:  # one line per problem
+                print(f"pek compose: {' '.join(error.split())}", file=sys.stderr)
+            return 2
         if args.output:
             Path(args.output).write_text(sdl.rstrip() + "\n", encoding="utf-8")
         else:
@@ -323,6 +358,87 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         # The checked-in files do not depend on the environment: default settings.
         return _schema(args.action, Settings())
     return 0
+
+
+class ComposeInputError(Exception):
+    """A ``pek compose`` source that cannot be read; the message says which and why."""
+
+
+def _pairs(values: Sequence[str], flag: str, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, target = value.partition("=")
+        name, target = name.strip(), target.strip()
+        if not sep or not name or not target:
+            raise ComposeInputError(f"{flag} {value!r}: expected NAME={what}")
+        if name in pairs:
+            raise ComposeInputError(f"{flag}: subgraph {name!r} is given twice")
+        pairs[name] = target
+    return pairs
+
+
+def _fetch_service_sdl(name: str, url: str) -> str:
+    import httpx
+
+    try:
+        response = httpx.post(url, json={"query": "{ _service { sdl } }"}, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise ComposeInputError(
+            f"subgraph {name!r}: {url} did not answer ({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        sdl = response.json()["data"]["_service"]["sdl"]
+    except (ValueError, KeyError, TypeError):
+        sdl = None
+    if not isinstance(sdl, str):
+        raise ComposeInputError(
+            f"subgraph {name!r}: {url} gave no SDL for {{ _service {{ sdl }} }} "
+            f"(HTTP {response.status_code}); is it a federation subgraph's GraphQL endpoint?"
+        )
+    return sdl
+
+
+def compose_sources(
+    subgraphs: Sequence[str], routing_urls: Sequence[str], settings: Settings
+) -> str:
+    """``pek compose --subgraph NAME=PATH_OR_URL ...``: the supergraph of those subgraphs.
+
+    Raises :class:`ComposeInputError` for a source that cannot be read and
+    :class:`~pek.router.composition.CompositionError` when the SDLs do not compose."""
+    from pek.roles import DEFAULT_URLS, HUB, REALM
+    from pek.router.composition import SubgraphDefinition, compose
+
+    sources = _pairs(subgraphs, "--subgraph", "PATH_OR_URL")
+    routing = _pairs(routing_urls, "--routing-url", "URL")
+    unknown = sorted(set(routing) - set(sources))
+    if unknown:
+        raise ComposeInputError(
+            f"--routing-url names {', '.join(map(repr, unknown))}, which no --subgraph gives"
+        )
+    configured = {HUB: settings.hub_url, REALM: settings.realm_url}
+    definitions = []
+    for name, source in sources.items():
+        if source.startswith(("http://", "https://")):
+            sdl = _fetch_service_sdl(name, source)
+            url = routing.get(name, source)
+        else:
+            try:
+                sdl = Path(source).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise ComposeInputError(f"subgraph {name!r}: no such file: {source}") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ComposeInputError(
+                    f"subgraph {name!r}: cannot read {source} ({reason})"
+                ) from None
+            url = routing.get(name) or configured.get(name) or DEFAULT_URLS.get(name, "")
+            if not url:
+                raise ComposeInputError(
+                    f"subgraph {name!r} comes from a file: give the URL the router reaches it "
+                    f"at with --routing-url {name}=URL"
+                )
+        definitions.append(SubgraphDefinition(name, url, sdl))
+    return compose(definitions)
 
 
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
