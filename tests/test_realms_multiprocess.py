@@ -429,8 +429,20 @@ class SlowProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Close the server and cancel the connections still piping (a slow answer may be in
+        # flight), so no coroutine is left behind on a stopped loop.
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        self.loop.close()
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
