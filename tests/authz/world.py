@@ -252,10 +252,10 @@ async def perform(ask: Ask, refs: RealmRefs, viewer: int | None, operation: str,
                                      "k": "LEADER" if operation == "assign_leader_post"
                                      else "TREASURER"})
     elif operation in ("edit_own_profile", "edit_other_profile"):
-        target = None if operation == "edit_own_profile" else ids.encode(
+        profile = None if operation == "edit_own_profile" else ids.encode(
             "User", HOLDERS[realm_id]["target"])
         body = await ask(viewer, "mutation($u: ID) { updateProfile(userId: $u, input: "
-                         '{nickname: "Matrix"}) { nickname } }', {"u": target})
+                         '{nickname: "Matrix"}) { nickname } }', {"u": profile})
     elif operation == "edit_scores":
         guideline = gid(realm_id, "Guideline", refs.guidelines[("Circle", SPRING)])
         body = await ask(
