@@ -33,6 +33,7 @@ from pek.router.fetch_dedup import DeduplicatingTransport
 from pek.router.gateway import Gateway
 from pek.router.http import create_app
 from pek.router.limits import OperationLimits, field_suggestions_enabled
+from pek.router.metrics import MeteredTransport, RouterMetrics
 from pek.router.realms.wiring import (
     realm_routing_in_process,
     realm_routing_over_http,
@@ -54,12 +55,30 @@ DEFAULT_URLS = {HUB: "http://127.0.0.1:8001/graphql", REALM: "http://127.0.0.1:8
 
 def gateway_options(settings: Settings) -> dict[str, Any]:
     """The gateway's keyword arguments from the settings (introspection, operation limits,
-    field suggestions); a value it cannot use raises :class:`ConfigurationError`."""
+    field suggestions, subgraph names in errors in dev mode only); a value it cannot use raises
+    :class:`ConfigurationError`."""
     return {
         "introspection": settings.introspection,
         "limits": OperationLimits.from_settings(settings),
         "field_suggestions": field_suggestions_enabled(settings),
+        "service_names": settings.dev,
     }
+
+
+def router_metrics(settings: Settings) -> RouterMetrics | None:
+    """The router's metrics when ``PEK_METRICS`` is on."""
+    return RouterMetrics() if settings.metrics else None
+
+
+def report_deduplication(
+    gateway: DeduplicatingGateway,
+    fetches: DeduplicatingTransport,
+    metrics: RouterMetrics | None,
+) -> None:
+    """Report the deduplication layers' counters with ``metrics`` (read when scraped)."""
+    if metrics is not None:
+        metrics.count_deduplicated("inbound", lambda: gateway.stats.shared)
+        metrics.count_deduplicated("fetch", lambda: fetches.stats.shared)
 
 
 def hub_subgraph(settings: Settings) -> HubSubgraph:
@@ -100,6 +119,7 @@ def build_dev_app(settings: Settings) -> Starlette:
             SubgraphDefinition(REALM, "in-process://realm", realm.sdl()),
         ]
     )
+    metrics = router_metrics(settings)
     layer = realm_routing_in_process(
         InProcessTransport({HUB: hub}),
         supergraph,
@@ -107,12 +127,15 @@ def build_dev_app(settings: Settings) -> Starlette:
         read_registry=hub.registry_snapshot,
         read_index=hub.read_federation_index,
         local=realm.for_realm,
+        metrics=metrics,
     )
-    transport = DeduplicatingTransport(layer, enabled=settings.deduplicate_fetches)
+    sent: Transport = layer if metrics is None else MeteredTransport(layer, metrics)
+    transport = DeduplicatingTransport(sent, enabled=settings.deduplicate_fetches)
     gateway = DeduplicatingGateway(
         Gateway(supergraph, transport, **gateway_options(settings)),
         enabled=settings.deduplicate,
     )
+    report_deduplication(gateway, transport, metrics)
 
     async def startup() -> None:
         # The hub first: the realms' demo data refers to the hub's users, and the routing
@@ -133,7 +156,8 @@ def build_dev_app(settings: Settings) -> Starlette:
     # Sign-in: the hub's /auth/* routes and keys, in this process.
     auth = EdgeAuth.from_settings(settings, hub_app=hub.asgi_app())
     return create_app(
-        gateway, settings, on_startup=[startup], on_shutdown=[shutdown], auth=auth
+        gateway, settings, on_startup=[startup], on_shutdown=[shutdown], auth=auth,
+        metrics=metrics,
     )
 
 
@@ -178,15 +202,21 @@ def build_router_app(settings: Settings) -> Starlette:
     # realm registry and makes them one subgraph for the planner and executor.
     routed: Transport = http
     startup: list[Callable[[], Awaitable[None]]] = []
+    metrics = router_metrics(settings)
     if uses_realm_routing(supergraph):
-        layer = realm_routing_over_http(http, supergraph, settings, hub_url=urls[HUB])
+        layer = realm_routing_over_http(
+            http, supergraph, settings, hub_url=urls[HUB], metrics=metrics
+        )
         routed = layer
         startup.append(layer.start)
+    if metrics is not None:
+        routed = MeteredTransport(routed, metrics)
     transport = DeduplicatingTransport(routed, enabled=settings.deduplicate_fetches)
     gateway = DeduplicatingGateway(
         Gateway(supergraph, transport, **gateway_options(settings)),
         enabled=settings.deduplicate,
     )
+    report_deduplication(gateway, transport, metrics)
 
     async def shutdown() -> None:
         await transport.aclose()  # closes the routing layer and the HTTP transport
@@ -198,7 +228,9 @@ def build_router_app(settings: Settings) -> Starlette:
     )
     auth = EdgeAuth.from_settings(auth_settings)
     startup.append(auth.verifier.source.refresh)
-    return create_app(gateway, settings, on_startup=startup, on_shutdown=[shutdown], auth=auth)
+    return create_app(
+        gateway, settings, on_startup=startup, on_shutdown=[shutdown], auth=auth, metrics=metrics
+    )
 
 
 async def compose_from_services(settings: Settings, wait_seconds: float = 60.0) -> str:

@@ -139,6 +139,9 @@ class Settings:
     #: Router: "Did you mean ...?" in validation errors: true, false, or auto (shown when
     #: introspection is allowed, which reveals the same names).
     field_suggestions: str = "auto"
+    #: Prometheus metrics at ``GET /metrics`` (router, hub and realm processes): request
+    #: counts and durations, subgraph fetches, realm outcomes; false: not measured or served.
+    metrics: bool = True
     #: Router: automatic persisted queries (Apollo's APQ: a query sent once, then by its
     #: SHA-256 hash), stored in Redis when ``redis_url`` is set and in a bounded in-process
     #: cache in front of it.

@@ -65,9 +65,14 @@ _BUBBLE = object()  # a non-null field was null: its parent becomes null
 class Executor:
     """Executes plans against subgraphs through a :class:`Transport`."""
 
-    def __init__(self, supergraph: Supergraph, transport: Transport) -> None:
+    def __init__(
+        self, supergraph: Supergraph, transport: Transport, *, service_names: bool = False
+    ) -> None:
         self.supergraph = supergraph
         self.transport = transport
+        #: Name the subgraph in ``extensions.serviceName`` of its errors (as Apollo Gateway
+        #: does): for development only, clients never see the services as separate things.
+        self.service_names = service_names
         self.abstract_types = frozenset(
             name for name, t in supergraph.api_schema.type_map.items() if is_abstract_type(t)
         )
@@ -124,6 +129,7 @@ class _Run:
     ) -> None:
         self.sg = executor.supergraph
         self.transport = executor.transport
+        self.service_names = executor.service_names
         self.variables = variables
         self.headers = dict(headers)
         self.data: JSON = {}
@@ -186,7 +192,8 @@ class _Run:
         if path is not None:
             out["path"] = path
         extensions = dict(error.get("extensions") or {})
-        extensions.setdefault("serviceName", subgraph)
+        if self.service_names:
+            extensions.setdefault("serviceName", subgraph)
         out["extensions"] = extensions
         self.errors.append(out)
 

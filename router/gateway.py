@@ -101,7 +101,11 @@ class Gateway:
         merge_entity_fetches: bool = True,
         limits: OperationLimits | None = None,
         field_suggestions: bool = True,
+        service_names: bool = False,
     ) -> None:
+        """``service_names`` adds ``extensions.serviceName`` (the subgraph) to subgraph errors,
+        as Apollo Gateway does: development only (``PEK_DEV``), since clients must never see
+        the services behind the graph."""
         self.supergraph = Supergraph(supergraph_sdl)
         self.transport = transport
         self.introspection = introspection
@@ -111,7 +115,7 @@ class Gateway:
         #: Keep "Did you mean ...?" in validation and variable errors.
         self.field_suggestions = field_suggestions
         self.planner = QueryPlanner(self.supergraph, merge_entity_fetches=merge_entity_fetches)
-        self.executor = Executor(self.supergraph, transport)
+        self.executor = Executor(self.supergraph, transport, service_names=service_names)
         self.plan_cache = PlanCache(plan_cache_size)
         self._documents: OrderedDict[str, _ParsedDocument | list[JSON]] = OrderedDict()
         self._documents_max = max(plan_cache_size, 1)

@@ -1,7 +1,8 @@
 """The router's public HTTP face: a Starlette app built from the edge layers.
 
 ``create_app(gateway, settings)`` serves GraphQL over HTTP at ``/graphql`` (POST JSON, GET for
-queries), GraphiQL for browsers, dev sign-in (dev mode), ``/health`` and ``/ready``. Each concern
+queries), GraphiQL for browsers, dev sign-in (dev mode), ``/health``, ``/ready`` and
+``/metrics`` (Prometheus, :mod:`pek.router.metrics`; ``PEK_METRICS``). Each concern
 is a small layer in :mod:`pek.router.edge`; this module only puts them in order:
 
     content negotiation -> parse (POST JSON / GET params, size limit)
@@ -21,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pek.router import devauth
+from pek.router.dedup import operation_type
 from pek.router.edge.apq import PersistedQueries, PersistedQueryError
 from pek.router.edge.auth import EdgeAuth, Unauthenticated
 from pek.router.edge.auth_proxy import AuthProxy
@@ -53,6 +57,7 @@ from pek.router.edge.request_parsing import (
     parse_post,
 )
 from pek.router.graphiql import GraphiQLPage
+from pek.router.metrics import RouterMetrics, metrics_route
 from pek.settings import Settings
 
 __all__ = ["GraphQLExecutor", "GraphQLEndpoint", "create_app"]
@@ -74,8 +79,13 @@ class GraphQLEndpoint:
         *,
         max_body_bytes: int | None = None,
         auth: EdgeAuth | None = None,
+        metrics: RouterMetrics | None = None,
     ) -> None:
         self.gateway = gateway
+        #: counts and times every answered request (None: not measured)
+        self.metrics = metrics
+        # (document, operation name) -> operation type, for the metrics' label (bounded)
+        self._kinds: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
         self.settings = settings
         self.auth = auth or EdgeAuth.from_settings(settings)
         self.graphiql = graphiql
@@ -93,22 +103,51 @@ class GraphQLEndpoint:
             and accepts_html(accept)
         ):
             return await self.graphiql.render(request)
+        metrics = self.metrics
+        if metrics is None:
+            return (await self._answer(request, accept))[0]
+        started = time.perf_counter()
+        try:
+            response, graphql_request = await self._answer(request, accept)
+        except Exception:
+            metrics.request("unknown", 500, time.perf_counter() - started)
+            raise
+        kind = "unknown"
+        if graphql_request is not None:
+            kind = self._kind(graphql_request.query, graphql_request.operation_name)
+        metrics.request(kind, response.status_code, time.perf_counter() - started)
+        return response
+
+    def _kind(self, query: str, operation_name: str | None) -> str:
+        """The metrics label of a request's operation: query, mutation, subscription or
+        unknown (cached per document, like the inbound deduplication does)."""
+        if not isinstance(query, str):
+            return "unknown"
+        kind = operation_type(query, operation_name, self._kinds, self.settings.max_tokens or None)
+        while len(self._kinds) > 1000:
+            self._kinds.popitem(last=False)
+        return kind or "unknown"
+
+    async def _answer(
+        self, request: Request, accept: str | None
+    ) -> tuple[Response, GraphQLRequest | None]:
+        """The response, and the GraphQL request when it got as far as being parsed."""
         media_type = negotiate(accept)
         if media_type is None:
             return error_response(
                 406,
                 "Not acceptable: this endpoint answers application/graphql-response+json "
                 "or application/json",
-            )
+            ), None
         try:
             graphql_request = await self._parse(request)
         except PersistedQueryError as exc:
-            return exc.response(media_type)
+            return exc.response(media_type), None
         except EdgeError as exc:
             return error_response(
                 exc.status, exc.message, media_type=media_type, headers=exc.headers
-            )
-        return await self._execute(request, graphql_request, media_type)
+            ), None
+        return await self._execute(request, graphql_request, media_type), graphql_request
 
     async def _parse(self, request: Request) -> GraphQLRequest:
         if request.method == "POST":
@@ -190,6 +229,7 @@ def create_app(
     max_body_bytes: int | None = None,
     graphiql_assets: Path | None = None,
     auth: EdgeAuth | None = None,
+    metrics: RouterMetrics | None = None,
 ) -> Starlette:
     """The router's public ASGI app.
 
@@ -199,11 +239,18 @@ def create_app(
     ``graphiql_assets`` overrides where GraphiQL's npm packages are installed; ``auth``
     verifies callers' tokens and reaches the hub's sign-in routes (default:
     :meth:`EdgeAuth.from_settings`, federated). The app closes ``auth`` on shutdown.
+    ``metrics`` (the role's, with its transports' and realms' series) is served at
+    ``GET /metrics`` when ``PEK_METRICS`` is on (by default a set of its own: requests and
+    process); with ``PEK_METRICS`` off nothing is measured or served.
     """
     auth = auth or EdgeAuth.from_settings(settings)
+    if not settings.metrics:
+        metrics = None
+    elif metrics is None:
+        metrics = RouterMetrics()
     graphiql = GraphiQLPage(gateway, settings, graphiql_assets, auth)
     endpoint = GraphQLEndpoint(
-        gateway, settings, graphiql, max_body_bytes=max_body_bytes, auth=auth
+        gateway, settings, graphiql, max_body_bytes=max_body_bytes, auth=auth, metrics=metrics
     )
 
     @contextlib.asynccontextmanager
@@ -225,6 +272,7 @@ def create_app(
         *devauth.dev_auth_routes(gateway, settings, auth),
         *(AuthProxy(auth.hub).routes() if auth.hub is not None else []),
         *health_routes(ready),
+        *([metrics_route(metrics.registry)] if metrics is not None else []),
         *extra_routes,
     ]
     return Starlette(

@@ -70,18 +70,36 @@ class RequestContext:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def decode_id(value: str, type_name: str, realm: str | None = None) -> int:
+def decode_id(
+    value: str, type_name: str, realm: str | None = None, *, argument: str | None = None
+) -> int:
     """Decode a client-supplied global ID of ``type_name`` and return its local id.
 
     ``realm`` is the realm this subgraph serves: a realm-qualified ID of another realm is as
     invalid here as a forged one (the router routes by owner, so it never sends one).
-    Hub-owned types are decoded with ``realm=None`` and must not carry a realm.
+    Hub-owned types are decoded with ``realm=None`` and must not carry a realm. ``argument``
+    (the argument the ID came in) is named in the error: ``Invalid ID in argument "id": ...``;
+    without it the message is the plain ``Invalid ID...``.
     """
     try:
         gid = ids.decode(value, expected_type=type_name)
     except ids.InvalidGlobalId as exc:
-        raise ClientError(str(exc)) from None
+        raise ClientError(invalid_id_message(str(exc), argument)) from None
     if gid.realm != realm:
-        raise ClientError("Invalid ID: it does not name an object of this realm"
-                          if realm else "Invalid ID")
+        message = ("Invalid ID: it does not name an object of this realm" if realm
+                   else "Invalid ID")
+        raise ClientError(invalid_id_message(message, argument))
     return gid.local_id
+
+
+#: Why an ID is refused when it is not one this federation issued (named with its argument).
+NOT_AN_ISSUED_ID = "it is not an ID this federation issued"
+
+
+def invalid_id_message(message: str, argument: str | None) -> str:
+    """``Invalid ID in argument "<argument>": <reason>`` from an ``Invalid ID[: <reason>]``
+    message; ``message`` itself when no argument is named."""
+    if argument is None:
+        return message
+    reason = message.removeprefix("Invalid ID").removeprefix(":").strip()
+    return f'Invalid ID in argument "{argument}": {reason or NOT_AN_ISSUED_ID}'

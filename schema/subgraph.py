@@ -5,13 +5,16 @@ GraphQL requests in-process (:meth:`SubgraphService.execute`, the ``LocalSubgrap
 the router's in-process transport calls) and serves the same over HTTP
 (:meth:`SubgraphService.asgi_app`). Errors are shaped here, once: client mistakes keep their
 message and ``extensions.code``; anything unexpected becomes "Internal server error" and its
-traceback goes to the server log only.
+traceback goes to the server log only. ``GET /metrics`` (``PEK_METRICS``) counts and times the
+GraphQL requests served over HTTP (:class:`pek.router.metrics.SubgraphMetrics`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -27,6 +30,8 @@ from strawberry.printer import print_schema
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from pek.router.dedup import operation_type
+from pek.router.metrics import SubgraphMetrics, metrics_route
 from pek.router.transport import SubgraphRequest
 from pek.schema.context import INTERNAL_SERVER_ERROR, ClientError
 from pek.schema.database import create_engine, database_answers, upgrade_to_head
@@ -94,6 +99,9 @@ class SubgraphService(ABC):
         self.schema: SubgraphSchema = self.build_schema()
         self._engine: AsyncEngine | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        #: requests served over HTTP (None with ``PEK_METRICS`` off)
+        self.metrics = SubgraphMetrics() if settings.metrics else None
+        self._kinds: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
 
     # -- what each subgraph provides ---------------------------------------------------------
 
@@ -199,12 +207,15 @@ class SubgraphService(ABC):
         return Starlette(routes=self.routes())
 
     def routes(self) -> list[BaseRoute]:
-        """POST/GET ``/graphql`` (GraphQL over HTTP, JSON) and ``GET /health``; subclasses add
-        their own."""
-        return [
+        """POST/GET ``/graphql`` (GraphQL over HTTP, JSON), ``GET /health`` and ``GET /metrics``
+        (``PEK_METRICS``); subclasses add their own."""
+        routes: list[BaseRoute] = [
             Route("/graphql", self._http_graphql, methods=["GET", "POST"]),
             Route("/health", self._http_health, methods=["GET"]),
         ]
+        if self.metrics is not None:
+            routes.append(metrics_route(self.metrics.registry))
+        return routes
 
     async def _http_graphql(self, request: Request) -> Response:
         return await self.serve_graphql_http(request, self.execute)
@@ -212,8 +223,12 @@ class SubgraphService(ABC):
     async def serve_graphql_http(self, request: Request, execute: HttpExecutor) -> Response:
         """Answer one GraphQL-over-HTTP request with ``execute`` (``self.execute`` or one
         realm's)."""
+        metrics = self.metrics
+        started = time.perf_counter()
         parsed = await parse_graphql_http(request)
         if isinstance(parsed, Response):
+            if metrics is not None:
+                metrics.request("unknown", parsed.status_code, time.perf_counter() - started)
             return parsed
         # GraphQL over HTTP: GET must not change anything.
         result = await execute(parsed, allow_mutations=request.method == "POST")
@@ -223,7 +238,15 @@ class SubgraphService(ABC):
             for e in result.get("errors") or ()
         ):
             status = 401
-        return Response(orjson.dumps(result), status_code=status, media_type="application/json")
+        response = Response(
+            orjson.dumps(result), status_code=status, media_type="application/json"
+        )
+        if metrics is not None:
+            kind = operation_type(parsed.query, parsed.operation_name, self._kinds)
+            while len(self._kinds) > 1000:
+                self._kinds.popitem(last=False)
+            metrics.request(kind or "unknown", status, time.perf_counter() - started)
+        return response
 
     async def _http_health(self, request: Request) -> Response:
         if self._engine is not None and await database_answers(self._engine):

@@ -47,6 +47,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from pek.router.metrics import RouterMetrics
 from pek.router.realms.index import FederationIndex
 from pek.router.realms.instances import RealmInstances
 from pek.router.realms.merge import (
@@ -82,6 +83,7 @@ from pek.router.realms.registry import (
 from pek.router.realms.routing import RealmRouting, argument_default
 from pek.router.transport import SubgraphRequest, SubgraphUnavailable, Transport
 from pek.schema import ids
+from pek.schema.context import invalid_id_message
 
 JSON = dict[str, Any]
 log = logging.getLogger("pek.router.realms")
@@ -106,10 +108,12 @@ class RealmRoutingTransport:
         subgraph: str = "realm",
         index_types: Iterable[str] = ("User",),
         cache_size: int = 1000,
+        metrics: RouterMetrics | None = None,
     ) -> None:
         """``inner`` carries every other subgraph's fetches; ``subgraph`` is the realm
         subgraph's name in the supergraph; ``index_types`` are the hub entity types whose
-        representations the federation ``index`` routes (by their ``id``)."""
+        representations the federation ``index`` routes (by their ``id``); ``metrics``
+        counts each realm request's outcome (``pek_realm_requests_total``)."""
         self.inner = inner
         self.routing = RealmRouting(supergraph_sdl, subgraph)
         self.registry = registry
@@ -117,6 +121,7 @@ class RealmRoutingTransport:
         self.index = index
         self.subgraph = subgraph
         self.index_types = frozenset(index_types)
+        self.metrics = metrics
         self._analyses: OrderedDict[tuple[str, str | None], OperationAnalysis | OperationError]
         self._analyses = OrderedDict()
         self._cache_size = max(1, cache_size)
@@ -378,14 +383,17 @@ class _Routed:
             try:
                 gid = ids.decode(item)
             except ids.InvalidGlobalId as exc:
-                self._fail(root, str(exc), BAD_USER_INPUT)
+                self._fail(
+                    root, invalid_id_message(str(exc), ".".join(path)), BAD_USER_INPUT
+                )
                 return None
             if gid.realm is None:
                 if root.owner.hub_ids:
                     hub_objects = True  # any realm answers with the hub entity's reference
                     continue
-                self._fail(root, "Invalid ID: it does not name an object of a realm",
-                           BAD_USER_INPUT)
+                self._fail(root, invalid_id_message(
+                    "Invalid ID: it does not name an object of a realm", ".".join(path)),
+                    BAD_USER_INPUT)
                 return None
             realm_ids.add(gid.realm)
         if hub_objects and not realm_ids:
@@ -618,6 +626,17 @@ class _Routed:
             operation_name=self.request.operation_name,
             headers=self.request.headers,
         )
+        answer = await self._send(realm, part, request)
+        metrics = self.layer.metrics
+        if metrics is not None:
+            metrics.realm_request(
+                realm.id,
+                "timeout" if answer.timed_out else "unavailable" if answer.unavailable else "ok",
+            )
+        return answer
+
+    async def _send(self, realm: RealmInfo, part: _Part, request: SubgraphRequest) -> _Answer:
+        analysis = self.analysis
         answer = _Answer(realm, None)
         try:
             async with asyncio.timeout(realm.timeout):

@@ -16,6 +16,7 @@ from typing import Any
 
 from graphql import SchemaDefinitionNode, SchemaExtensionNode, StringValueNode, parse
 
+from pek.router.metrics import RouterMetrics
 from pek.router.realms.index import FederationIndex, HttpIndexSource, InProcessIndexSource
 from pek.router.realms.instances import HttpTransportFactory, LocalProvider, RealmInstances
 from pek.router.realms.layer import RealmRoutingTransport
@@ -67,6 +68,7 @@ def realm_routing_over_http(
     *,
     subgraph: str = "realm",
     http_factory: HttpTransportFactory | None = None,
+    metrics: RouterMetrics | None = None,
 ) -> RealmRoutingTransport:
     """The layer for ``pek router``: ``inner`` carries the hub (and any other subgraph).
     Realm instances use the HTTP client ``settings.subgraph_client`` names (one pool per
@@ -90,6 +92,7 @@ def realm_routing_over_http(
         RealmInstances(http_factory=http_factory),
         index=index,
         subgraph=subgraph,
+        metrics=metrics,
     )
 
 
@@ -102,6 +105,7 @@ def realm_routing_in_process(
     read_index: Callable[[Sequence[str]], Mapping[str, Any] | Awaitable[Mapping[str, Any]]],
     local: LocalProvider | Mapping[str, LocalSubgraph],
     subgraph: str = "realm",
+    metrics: RouterMetrics | None = None,
 ) -> RealmRoutingTransport:
     """The layer for ``pek dev``: ``read_registry()`` returns the registry document (as
     ``GET /internal/realms`` would), ``read_index(user_ids)`` the federation-index document,
@@ -122,6 +126,7 @@ def realm_routing_in_process(
         RealmInstances(local=local),
         index=index,
         subgraph=subgraph,
+        metrics=metrics,
     )
 
 

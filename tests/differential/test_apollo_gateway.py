@@ -40,6 +40,13 @@ Legitimate differences, and the only normalisation done (see :func:`normalise`):
 4. ``extensions.realm`` on errors from the realm subgraph: our routing layer names the realm
    an error comes from (a merged answer needs it); Apollo knows no realms. It is dropped from
    errors whose ``serviceName`` is ``realm``; everything else in ``extensions`` is compared.
+   (``serviceName`` itself is there because the routers run in dev mode: only then do they
+   name subgraphs in errors, as Apollo Gateway always does.)
+5. An ID our realm-routing layer refuses before any realm sees it (a ``@realmOwner``
+   argument) names its argument: ``Invalid ID in argument "id": <reason>``; the realm
+   subgraph, which Apollo asks, says ``Invalid ID`` (``Invalid ID: <reason>``). Such a message
+   is rewritten to the subgraph's wording (:func:`_canonical_id_message`); path, code and
+   ``serviceName`` are still compared.
 
 Errors raised during execution (with a ``path``, from a subgraph or from null propagation) are
 compared verbatim, extensions included (but for 4.).
@@ -65,6 +72,7 @@ import pytest
 
 from pek.router.realms.merge import InvalidCursor, decode_cursor, encode_cursor
 from pek.schema import ids
+from pek.schema.context import NOT_AN_ISSUED_ID
 from tests.conftest import create_database, drop_database
 from tests.processes import PekProcess, free_port, register_realm
 
@@ -301,6 +309,18 @@ def _canonical_request_message(message: str) -> str:
     return message
 
 
+_ARGUMENT_ID = re.compile(r'^Invalid ID in argument "[\w.]+": (.*)$', re.S)
+
+
+def _canonical_id_message(message: str) -> str:
+    """The subgraph's wording of an ID error our routing layer names the argument of (5.)."""
+    match = _ARGUMENT_ID.match(message)
+    if match is None:
+        return message
+    reason = match.group(1)
+    return "Invalid ID" if reason == NOT_AN_ISSUED_ID else f"Invalid ID: {reason}"
+
+
 def normalise(body: JSON) -> JSON:
     """Sort ``errors``; canonicalise the wording of request errors (those without a path)."""
     result = dict(body)
@@ -313,6 +333,8 @@ def normalise(body: JSON) -> JSON:
             error = dict(error)
             if "path" not in error and isinstance(error.get("message"), str):
                 error["message"] = _canonical_request_message(error["message"])
+            elif isinstance(error.get("message"), str):
+                error["message"] = _canonical_id_message(error["message"])
             extensions = error.get("extensions")
             if isinstance(extensions, dict) and extensions.get("serviceName") == "realm":
                 error["extensions"] = {k: v for k, v in extensions.items() if k != "realm"}
@@ -663,3 +685,24 @@ def test_normalise_only_rewrites_request_error_wording() -> None:
     # An execution error (with a path) is compared verbatim: its quotes are not touched.
     assert normalise({"errors": [{"message": "Invalid 'ID'", "path": ["group"]}]}) != normalise(
         {"errors": [{"message": 'Invalid "ID"', "path": ["group"]}]})
+
+
+def test_normalise_rewrites_only_argument_named_id_errors() -> None:
+    ours = {"errors": [
+        {"message": 'Invalid ID in argument "id": it is not an ID this federation issued',
+         "path": ["group"]},
+        {"message": 'Invalid ID in argument "groupId": it does not name an object of a realm',
+         "path": ["addGuideline"]},
+    ]}
+    subgraph = {"errors": [
+        {"message": "Invalid ID", "path": ["group"]},
+        {"message": "Invalid ID: it does not name an object of a realm",
+         "path": ["addGuideline"]},
+    ]}
+    assert normalise(ours) == normalise(subgraph)
+    # the reason is still compared, and only this message shape is rewritten
+    assert normalise({"errors": [{"message": 'Invalid ID in argument "id": something else',
+                                  "path": ["group"]}]}) != normalise(
+        {"errors": [{"message": "Invalid ID", "path": ["group"]}]})
+    other = {"errors": [{"message": 'Invalid ID in "id"', "path": ["group"]}]}
+    assert normalise(other) == other

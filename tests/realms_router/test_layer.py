@@ -302,7 +302,7 @@ async def test_a_failing_instance_is_unavailable_not_a_crash() -> None:
     result = await world.query('{ groups { totalCount edges { node { realmId } } } }')
     assert result["data"]["groups"]["totalCount"] == 4
     assert result["errors"][0]["extensions"] == {
-        "code": "REALM_UNAVAILABLE", "realm": "vik", "serviceName": "realm",
+        "code": "REALM_UNAVAILABLE", "realm": "vik",
     }
 
 

@@ -49,9 +49,10 @@ def stages(node: PlanNode | None) -> int:
     return 0 if node is None else 1
 
 
-def make(supergraph: str, merge: bool) -> tuple[Gateway, Subgraphs]:
+def make(supergraph: str, merge: bool, service_names: bool = False) -> tuple[Gateway, Subgraphs]:
     subgraphs = {name: RecordingSubgraph(schema) for name, schema in SCHEMAS.items()}
-    gateway = Gateway(supergraph, InProcessTransport(subgraphs), merge_entity_fetches=merge)
+    gateway = Gateway(supergraph, InProcessTransport(subgraphs), merge_entity_fetches=merge,
+                      service_names=service_names)
     return gateway, subgraphs
 
 
@@ -137,8 +138,9 @@ async def test_one_representation_for_objects_of_several_paths(
 async def test_error_paths_inside_merged_fetches(supergraph: str) -> None:
     # user 4's name fails in accounts; user 4 wrote review r4 (product p3), which is reached
     # from users[3] and from topProducts[2]: one error per path, as separate fetches report
-    merged, _ = make(supergraph, True)
-    separate, _ = make(supergraph, False)
+    # service names on (dev mode): each error says which subgraph it came from
+    merged, _ = make(supergraph, True, service_names=True)
+    separate, _ = make(supergraph, False, service_names=True)
     got = await merged.execute(QUERY)
     want = await separate.execute(QUERY)
     paths = sorted(e["path"] for e in got["errors"] if e["message"].startswith("name"))
