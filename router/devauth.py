@@ -1,6 +1,7 @@
 """Dev sign-in: act as any demo user, in dev mode only.
 
-``GET /dev/sign-in`` lists the users (through the gateway, like any client) with a search box;
+``GET /dev/sign-in`` lists the users (through the gateway, like any client, as the signed-in dev
+user or, while nobody is, as the first user: names are for signed-in users) with a search box;
 ``POST /dev/sign-in`` (form or JSON ``{"user": "<User id>"}``) asks the hub for a token for that
 user (``POST /auth/dev/token``, which checks the user exists), sets the ``pek_dev_user`` cookie
 and redirects to GraphiQL; ``POST /dev/sign-out`` clears it. For every request the edge turns
@@ -33,7 +34,7 @@ from pek.router.edge.errors import EdgeError, error_response
 from pek.router.edge.executor import GraphQLExecutor
 from pek.router.edge.forwarding import forwarded_headers
 from pek.router.edge.request_parsing import read_body
-from pek.schema.ids import InvalidGlobalId, decode
+from pek.schema.ids import InvalidGlobalId, decode, encode
 from pek.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ COOKIE_NAME = "pek_dev_user"
 COOKIE_MAX_AGE = 7 * 24 * 3600
 SIGN_IN_PATH = "/dev/sign-in"
 SIGN_OUT_PATH = "/dev/sign-out"
+#: Who lists the users while nobody is signed in (dev mode only): the first user.
+LISTER = encode("User", 1)
 USERS_QUERY = "query PekDevSignInUsers { users(first: 50) { edges { node { id name nickname } } } }"
 # Distinguishes this MAC from any other use of the same secret.
 _MAC_LABEL = b"pek_dev_user\x00"
@@ -208,7 +211,9 @@ def dev_auth_routes(
         errors: list[str] = []
         users: list[dict[str, str]] = []
         try:
-            token = await edge_auth.dev_token(current) if current else None
+            # People's names are for signed-in users, and in dev mode anyone may act as anyone:
+            # with nobody signed in yet, the page lists them as the first user.
+            token = await edge_auth.dev_token(current or LISTER)
             result = await gateway.execute(
                 USERS_QUERY, headers=forwarded_headers(request.headers, settings, token)
             )
