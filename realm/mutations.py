@@ -118,6 +118,35 @@ def _update_profile(
         row.users_can_apply = users_can_apply
 
 
+async def _lock_tree_path(session: AsyncSession, group_id: int, parent_id: int | None) -> None:
+    """Lock the moved group and the new parent's ancestors (in id order, so two moves never
+    wait on each other in a circle), then check the move makes no cycle."""
+    G = models.Group
+    for _ in range(5):
+        chain: list[int] = []
+        current = parent_id
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = await session.scalar(select(G.parent_id).where(G.id == current))
+        locked = sorted({group_id, *chain})
+        rows = {g.id: g for g in await session.scalars(
+            select(G).where(G.id.in_(locked)).order_by(G.id).with_for_update()
+        )}
+        # Under the locks the chain cannot change: walk it again and compare.
+        again: list[int] = []
+        current = parent_id
+        while current is not None and current not in again:
+            again.append(current)
+            held = rows.get(current)
+            current = held.parent_id if held is not None else await session.scalar(
+                select(G.parent_id).where(G.id == current))
+        if again == chain:
+            if group_id in chain:
+                raise ClientError("A group cannot go under itself or one of its subgroups")
+            return
+    raise ClientError("The group tree is changing: try again", code="CONFLICT")
+
+
 def _committed(info: RealmInfo) -> None:
     if info.context.notify_index is not None:
         info.context.notify_index()
@@ -383,6 +412,39 @@ class Mutation(EvaluationMutation):
                                         since=dt.date.today()))
             _record_owner(session, group, "END_POST", row.user_id, viewer, post_kind=post.kind)
         return Membership.of(info, row)
+
+    @strawberry.mutation(
+        description="Move a group under another parent of its realm, or to the top level "
+        "(no `parentId`). Needs editGroupProfile on the group (its owner, its leaders) and "
+        "createGroup where it goes (on the new parent; for the top level: top-level admins, "
+        "the leaders' council). A group cannot go under itself or its own subgroups.",
+        directives=[owner("id")],
+    )
+    async def move_group(
+        self, info: RealmInfo, id: strawberry.ID, parent_id: strawberry.ID | None = None
+    ) -> Group:
+        signed_in(info.context.viewer_id)
+        local = info.context.local_id(id, "Group")
+        parent_local = info.context.local_id(parent_id, "Group") if parent_id else None
+        perms = info.context.perms()
+        async with info.context.db().begin() as session:
+            row = await _require_on_group(info, session, Action.EDIT_GROUP_PROFILE, local,
+                                          "Only the group's owner or leaders may move it")
+            if parent_local is None:
+                await perms.require(Action.CREATE_GROUP, None,
+                                    "Only a top-level admin or the leaders' council may make "
+                                    "a group top-level")
+            else:
+                parent = await _require_on_group(info, session, Action.CREATE_GROUP,
+                                                 parent_local,
+                                                 "You may not create subgroups of that group")
+                if parent.archived:
+                    raise ClientError("An archived group takes no subgroups")
+            if row.parent_id == parent_local:
+                raise ClientError("The group is there already")
+            await _lock_tree_path(session, row.id, parent_local)
+            row.parent_id = parent_local
+        return Group.of(info, row)
 
     @strawberry.mutation(
         description="Make `userId` the owner (GOD) of a group (moveGroupOwner: the owner, the "

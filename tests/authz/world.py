@@ -240,6 +240,10 @@ async def perform(ask: Ask, refs: RealmRefs, viewer: int | None, operation: str,
         body = await ask(viewer, "mutation($g: ID!, $u: ID!) { moveGroupOwner(groupId: "
                          "$g, userId: $u) { owner { id } } }",
                          {"g": sub, "u": ids.encode("User", 2)})
+    elif operation == "move_group":
+        body = await ask(viewer, "mutation($g: ID!, $p: ID) { moveGroup(id: $g, parentId: $p) "
+                         "{ parent { id } } }",
+                         {"g": sub, "p": gid(realm_id, "Group", refs.groups["Resort"])})
     elif operation == "grant_policy":
         body = await ask(viewer, "mutation($u: ID!) { grantPolicy(input: {name: \"x\", "
                          "actions: [VIEW_SCORES], grantee: USER, granteeUserId: $u, "

@@ -3,6 +3,7 @@ renaming and archiving a group; clear errors and nothing changed when refused.""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
@@ -107,3 +108,56 @@ async def test_renaming_and_archiving_a_group(realm: Realm) -> None:
     assert codes(denied) == ["FORBIDDEN"]
     done = await realm.ask(UPDATE, {"id": circle, "name": " Új név ", "archived": True}, LEADER)
     assert done["data"]["updateGroup"] == {"name": "Új név", "archived": True}
+
+
+MOVE = """mutation($id: ID!, $parent: ID) { moveGroup(id: $id, parentId: $parent) {
+    name parent { name } } }"""
+
+
+async def test_moving_a_group_in_the_tree(realm: Realm) -> None:
+    resort_id, circle_id = realm.canary.local_ids["Group"]
+    council = 5  # leads a top-level group: on the leaders' council
+    async with realm.service.sessions_of("alpha").begin() as session:
+        other = models.Group(name="Other resort", purpose=models.GroupPurpose.RESORT)
+        session.add(other)
+        await session.flush()
+        membership = models.Membership(group_id=other.id, user_id=council,
+                                       status=models.MembershipStatus.ACTIVE,
+                                       joined_at=dt.date(2025, 9, 1))
+        session.add(membership)
+        await session.flush()
+        session.add(models.Post(membership_id=membership.id, kind=models.PostKind.LEADER,
+                                since=dt.date(2025, 9, 1)))
+        circle_row = await session.get(models.Group, circle_id)
+        assert circle_row is not None
+        circle_row.owner_id = council  # GOD on the circle
+        other_id = other.id
+    circle, other_gid = realm.canary.ids["Group"][1], ids.encode("Group", other_id, "alpha")
+
+    async def parent_of(group_id: int) -> int | None:
+        async with realm.service.sessions_of("alpha")() as session:
+            return await session.scalar(
+                select(models.Group.parent_id).where(models.Group.id == group_id))
+
+    async def refused(variables: dict[str, Any], viewer: int | None, code: str) -> str:
+        answer = await realm.ask(MOVE, variables, viewer)
+        assert codes(answer) == [code], answer
+        assert await parent_of(circle_id) == resort_id and await parent_of(other_id) is None
+        message: str = answer["errors"][0]["message"]
+        return message
+
+    await refused({"id": circle, "parent": other_gid}, None, "UNAUTHENTICATED")
+    # The circle's leader may edit it but may not create subgroups under another resort.
+    await refused({"id": circle, "parent": other_gid}, LEADER, "FORBIDDEN")
+    await refused({"id": circle}, LEADER, "FORBIDDEN")  # top level: the council's
+    assert "there already" in await refused(
+        {"id": circle, "parent": realm.canary.ids["Group"][0]}, council, "BAD_USER_INPUT")
+    moved = await realm.ask(MOVE, {"id": circle, "parent": other_gid}, council)
+    assert moved["data"]["moveGroup"]["parent"] == {"name": "Other resort"}
+    # No cycles: the other resort cannot go under the circle now beneath it.
+    cycle = await realm.ask(MOVE, {"id": other_gid, "parent": circle}, council)
+    assert codes(cycle) == ["BAD_USER_INPUT"] and "subgroups" in cycle["errors"][0]["message"]
+    itself = await realm.ask(MOVE, {"id": circle, "parent": circle}, council)
+    assert codes(itself) == ["BAD_USER_INPUT"]
+    top = await realm.ask(MOVE, {"id": circle}, council)
+    assert top["data"]["moveGroup"]["parent"] is None and await parent_of(circle_id) is None
