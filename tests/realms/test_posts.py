@@ -4,13 +4,20 @@ renaming and archiving a group; clear errors and nothing changed when refused.""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from pek.realm import models
+from pek.realm.canary import seed_canary
+from pek.realm.service import RealmSubgraph
 from pek.schema import ids
-from tests.realms.conftest import Realm, codes
+from tests.conftest import create_database, drop_database
+from tests.realms.conftest import Realm, codes, post_graphql, realm_settings, viewer_headers
+
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
 
 ASSIGN = """mutation($m: ID!, $k: PostKind!, $t: String) {
     assignPost(membershipId: $m, kind: $k, title: $t) { posts { id kind title } } }"""
@@ -161,3 +168,36 @@ async def test_moving_a_group_in_the_tree(realm: Realm) -> None:
     assert codes(itself) == ["BAD_USER_INPUT"]
     top = await realm.ask(MOVE, {"id": circle}, council)
     assert top["data"]["moveGroup"]["parent"] is None and await parent_of(circle_id) is None
+
+
+async def test_moving_a_group_on_postgresql_locks_and_refuses_cycles(tmp_path: Path) -> None:
+    """The same move on PostgreSQL, where the tree path is locked FOR UPDATE."""
+    db = await create_database("pek_move_group")
+    settings = realm_settings(tmp_path, realm_ids="alpha",
+                              realm_database_url=f"{PG}{db}")
+    service = RealmSubgraph(settings)
+    try:
+        await service.start()
+        async with service.sessions_of("alpha").begin() as session:
+            canary = await seed_canary(session, "alpha")
+            circle_row = await session.get(models.Group, canary.local_ids["Group"][1])
+            assert circle_row is not None
+            circle_row.owner_id = LEADER
+            other = models.Group(name="Other", purpose=models.GroupPurpose.RESORT,
+                                 owner_id=LEADER)
+            session.add(other)
+            await session.flush()
+            other_gid = ids.encode("Group", other.id, "alpha")
+        circle = canary.ids["Group"][1]
+        headers = viewer_headers(settings, LEADER)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi_app()),
+                                     base_url="http://realm") as client:
+            moved = await post_graphql(client, "/realms/alpha/graphql", MOVE,
+                                       {"id": circle, "parent": other_gid}, headers)
+            assert moved["data"]["moveGroup"]["parent"] == {"name": "Other"}, moved
+            cycle = await post_graphql(client, "/realms/alpha/graphql", MOVE,
+                                       {"id": other_gid, "parent": circle}, headers)
+            assert codes(cycle) == ["BAD_USER_INPUT"], cycle
+    finally:
+        await service.aclose()
+        await drop_database(db)
