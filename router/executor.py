@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -57,6 +58,8 @@ from pek.router.planner import (
 )
 from pek.router.supergraph import Supergraph
 from pek.router.transport import SubgraphRequest, SubgraphUnavailable, Transport
+
+log = logging.getLogger("pek.router")
 
 JSON = dict[str, Any]
 _BUBBLE = object()  # a non-null field was null: its parent becomes null
@@ -178,12 +181,19 @@ class _Run:
         return response
 
     def _unavailable(self, subgraph: str, reason: str) -> None:
-        self.errors.append(
-            {
+        """A fetch got no GraphQL answer. The reason (an exception's text, an address) is for
+        the log; clients see which service only where service names are shown (dev mode)."""
+        log.warning("subgraph %s unavailable: %s", subgraph, reason)
+        if self.service_names:
+            self.errors.append({
                 "message": f"Subgraph '{subgraph}' is unavailable: {reason}",
                 "extensions": {"code": "SUBGRAPH_UNAVAILABLE", "subgraph": subgraph},
-            }
-        )
+            })
+        else:
+            self.errors.append({
+                "message": "Part of the answer is unavailable right now; try again later",
+                "extensions": {"code": "SUBGRAPH_UNAVAILABLE"},
+            })
 
     def _subgraph_error(self, subgraph: str, error: Any, path: list[Any] | None) -> None:
         if not isinstance(error, dict):
