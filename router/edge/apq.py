@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
@@ -39,6 +38,7 @@ from pek.router.edge.errors import EdgeError
 from pek.router.edge.http_methods import allow_only_queries_over_get
 from pek.router.edge.request_parsing import GraphQLRequest
 from pek.router.limits import OperationLimits, parse_limited
+from pek.router.optional_redis import OptionalRedis
 from pek.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ DEFAULT_LRU_SIZE = 2000
 #: Largest query stored when ``PEK_MAX_BODY_BYTES`` is 0 (no body limit).
 MAX_STORED_QUERY_BYTES = 1024 * 1024
 #: Seconds Redis is left alone after it failed (then tried again).
-REDIS_RETRY_SECONDS = 5.0
 #: What a persisted-query error answer must not be cached as (Apollo Server sends the same).
 NO_CACHE = {"Cache-Control": "private, no-cache, must-revalidate"}
 
@@ -151,35 +150,21 @@ class PersistedQueryStore:
     ) -> None:
         self.lru = _Lru(lru_size)
         self.ttl_seconds = ttl_seconds
-        self._redis: Any = None
-        if redis_url:
-            import redis.asyncio as redis_asyncio
-
-            self._redis = redis_asyncio.from_url(
-                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-            )
-        self._redis_broken_until = 0.0
+        # A Redis outage degrades to the in-process LRU, never to an error.
+        self._redis = OptionalRedis(redis_url, "persisted queries",
+                                    fallback="using the in-process cache")
 
     async def aclose(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-
-    def _redis_usable(self) -> bool:
-        return self._redis is not None and time.monotonic() >= self._redis_broken_until
-
-    def _redis_failed(self, exc: Exception) -> None:
-        # A Redis outage degrades to the in-process LRU, never to an error.
-        log.warning("persisted queries: Redis unavailable (%s); using the in-process cache", exc)
-        self._redis_broken_until = time.monotonic() + REDIS_RETRY_SECONDS
+        await self._redis.aclose()
 
     async def get(self, sha: str) -> str | None:
         query = self.lru.get(sha)
-        if query is not None or not self._redis_usable():
+        if query is not None or not self._redis.usable():
             return query
         try:
-            raw = await self._redis.get(REDIS_PREFIX + sha)
+            raw = await self._redis.client.get(REDIS_PREFIX + sha)
         except Exception as exc:  # redis.ConnectionError, TimeoutError, OSError ...
-            self._redis_failed(exc)
+            self._redis.failed(exc)
             return None
         if not isinstance(raw, bytes):
             return None
@@ -195,13 +180,13 @@ class PersistedQueryStore:
     async def put(self, sha: str, query: str) -> None:
         known = self.lru.get(sha) is not None
         self.lru.put(sha, query)
-        if known or not self._redis_usable():
+        if known or not self._redis.usable():
             return
         try:
             ttl = max(1, int(self.ttl_seconds)) if self.ttl_seconds > 0 else None
-            await self._redis.set(REDIS_PREFIX + sha, query.encode("utf-8"), ex=ttl)
+            await self._redis.client.set(REDIS_PREFIX + sha, query.encode("utf-8"), ex=ttl)
         except Exception as exc:
-            self._redis_failed(exc)
+            self._redis.failed(exc)
 
 
 class PersistedQueries:

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from pek.router.optional_redis import OptionalRedis
 from pek.schema.ids import REALM_ID_RE
 from pek.schema.index_protocol import (
     RAISE_VERSION_SCRIPT,
@@ -166,18 +167,11 @@ class FederationIndex:
         self._memory: OrderedDict[str, _Entry] = OrderedDict()
         self._version = -1
         self._generation = 0
-        self._redis: Any = None
-        if redis_url:
-            import redis.asyncio as redis_asyncio
-
-            self._redis = redis_asyncio.from_url(
-                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-            )
-        self._redis_broken_until = 0.0
+        # Redis down degrades to no cache (never to errors).
+        self._redis = OptionalRedis(redis_url, "federation index", fallback="not caching")
 
     async def aclose(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
+        await self._redis.aclose()
         await self.source.aclose()
 
     async def realms_for(
@@ -221,35 +215,27 @@ class FederationIndex:
         """Forget every cached entry (a realm mutation went through this router)."""
         self._generation += 1
         self._memory.clear()
-        if self._redis is not None and self._redis_usable():
+        if self._redis.usable():
             try:
-                await self._redis.incr(GENERATION_KEY)
+                await self._redis.client.incr(GENERATION_KEY)
             except Exception as exc:
-                self._redis_failed(exc)
+                self._redis.failed(exc)
 
     # -- cache -------------------------------------------------------------------------------
-
-    def _redis_usable(self) -> bool:
-        return time.monotonic() >= self._redis_broken_until
-
-    def _redis_failed(self, exc: Exception) -> None:
-        # Redis down degrades to no cache (never to errors); retry it a few seconds later.
-        log.warning("federation index: Redis unavailable (%s); not caching", exc)
-        self._redis_broken_until = time.monotonic() + 5.0
 
     async def _cached(self, users: list[str]) -> tuple[dict[str, _Known], int]:
         """Valid cached entries, and the generation to stamp on what is fetched now (read
         before the fetch, so an invalidation during the fetch is not lost)."""
-        if self._redis is None:
+        if not self._redis.configured:
             generation = self._generation
             return (self._memory_get(users) if self.ttl_seconds > 0 else {}), generation
-        if self.ttl_seconds <= 0 or not self._redis_usable():
+        if self.ttl_seconds <= 0 or not self._redis.usable():
             return {}, -1
         keys = [VERSION_KEY, GENERATION_KEY, *(_USER_KEY + u for u in users)]
         try:
-            raw = await self._redis.mget(keys)
+            raw = await self._redis.client.mget(keys)
         except Exception as exc:
-            self._redis_failed(exc)
+            self._redis.failed(exc)
             return {}, -1
         version = max(self._version, _int(raw[0], -1))
         generation = _int(raw[1], 0)
@@ -290,7 +276,7 @@ class FederationIndex:
         self._version = max(self._version, version)
         if self.ttl_seconds <= 0 or generation < 0:
             return
-        if self._redis is None:
+        if not self._redis.configured:
             expires = time.monotonic() + self.ttl_seconds
             for user, (realms, synced) in found.items():
                 self._memory[user] = _Entry(realms, synced, version, generation, expires)
@@ -298,10 +284,10 @@ class FederationIndex:
             while len(self._memory) > _MEMORY_ENTRIES:
                 self._memory.popitem(last=False)
             return
-        if not self._redis_usable():
+        if not self._redis.usable():
             return
         try:
-            pipe = self._redis.pipeline(transaction=False)
+            pipe = self._redis.client.pipeline(transaction=False)
             pipe.eval(RAISE_VERSION_SCRIPT, 1, VERSION_KEY, str(version))
             ttl_ms = max(1, int(self.ttl_seconds * 1000))
             for user, (realms, synced) in found.items():
@@ -314,7 +300,7 @@ class FederationIndex:
                 pipe.set(_USER_KEY + user, value, px=ttl_ms)
             await pipe.execute()
         except Exception as exc:
-            self._redis_failed(exc)
+            self._redis.failed(exc)
 
 
 def _int(value: Any, default: int) -> int:
