@@ -166,28 +166,21 @@ class DeduplicatingGateway:
         include_plan: bool = False,
     ) -> JSON:
         """Execute one GraphQL request, sharing the execution of an identical query in flight."""
-        if not self.enabled or not isinstance(query, str):
-            self.stats.executions += 1
-            return await self.gateway.execute(
-                query, variables, operation_name, headers=headers, include_plan=include_plan
-            )
-        kind = self._kind(query, operation_name)
-        if kind != OperationType.QUERY.value:
-            self.stats.executions += 1
-            if kind == OperationType.MUTATION.value:
-                return await self._mutate(query, variables, operation_name, headers, include_plan)
-            return await self.gateway.execute(
-                query, variables, operation_name, headers=headers, include_plan=include_plan
-            )
-        key = self._key(query, variables, operation_name, headers, include_plan)
-        if key is None:
-            self.stats.executions += 1
-            return await self.gateway.execute(
-                query, variables, operation_name, headers=headers, include_plan=include_plan
-            )
-        flight = self._join(key, query, variables, operation_name, headers, include_plan)
-        result = await self._wait(key, flight)
-        return dict(result)
+        kind = (
+            self._kind(query, operation_name)
+            if self.enabled and isinstance(query, str) else None
+        )
+        if kind == OperationType.QUERY.value:
+            key = self._key(query, variables, operation_name, headers, include_plan)
+            if key is not None:
+                flight = self._join(key, query, variables, operation_name, headers, include_plan)
+                return dict(await self._wait(key, flight))
+        self.stats.executions += 1
+        if kind == OperationType.MUTATION.value:
+            return await self._mutate(query, variables, operation_name, headers, include_plan)
+        return await self.gateway.execute(
+            query, variables, operation_name, headers=headers, include_plan=include_plan
+        )
 
     async def execute_encoded(
         self,

@@ -17,13 +17,19 @@ from typing import Any
 from graphql import SchemaDefinitionNode, SchemaExtensionNode, StringValueNode, parse
 
 from pek.router.metrics import RouterMetrics
-from pek.router.realms.index import FederationIndex, HttpIndexSource, InProcessIndexSource
+from pek.router.realms.index import (
+    FederationIndex,
+    HttpIndexSource,
+    IndexSource,
+    InProcessIndexSource,
+)
 from pek.router.realms.instances import HttpTransportFactory, LocalProvider, RealmInstances
 from pek.router.realms.layer import RealmRoutingTransport
 from pek.router.realms.registry import (
     HttpRegistrySource,
     InProcessRegistrySource,
     RealmRegistry,
+    RegistrySource,
 )
 from pek.router.realms.routing import ROUTING_SPEC_PREFIX
 from pek.router.transport import Http11Transport, LocalSubgraph, Transport
@@ -76,23 +82,10 @@ def realm_routing_over_http(
     if http_factory is None and settings.subgraph_client == "asyncio":
         http_factory = _http11
     base = hub_internal_base(settings, hub_url)
-    registry = RealmRegistry(
-        HttpRegistrySource(base + REGISTRY_PATH),
-        refresh_seconds=settings.registry_refresh_seconds,
-    )
-    index = FederationIndex(
-        HttpIndexSource(base + INDEX_PATH),
-        ttl_seconds=settings.federation_index_ttl_seconds,
-        redis_url=settings.redis_url,
-    )
-    return RealmRoutingTransport(
-        inner,
-        supergraph_sdl,
-        registry,
-        RealmInstances(http_factory=http_factory),
-        index=index,
-        subgraph=subgraph,
-        metrics=metrics,
+    return _layer(
+        inner, supergraph_sdl, settings, HttpRegistrySource(base + REGISTRY_PATH),
+        HttpIndexSource(base + INDEX_PATH), RealmInstances(http_factory=http_factory),
+        subgraph, metrics,
     )
 
 
@@ -110,22 +103,32 @@ def realm_routing_in_process(
     """The layer for ``pek dev``: ``read_registry()`` returns the registry document (as
     ``GET /internal/realms`` would), ``read_index(user_ids)`` the federation-index document,
     ``local`` the in-process realm instances (e.g. ``RealmSubgraph.for_realm``)."""
-    registry = RealmRegistry(
-        InProcessRegistrySource(read_registry),
-        refresh_seconds=settings.registry_refresh_seconds,
+    return _layer(
+        inner, supergraph_sdl, settings, InProcessRegistrySource(read_registry),
+        InProcessIndexSource(read_index), RealmInstances(local=local), subgraph, metrics,
     )
+
+
+def _layer(
+    inner: Transport,
+    supergraph_sdl: str,
+    settings: Settings,
+    registry_source: RegistrySource,
+    index_source: IndexSource,
+    instances: RealmInstances,
+    subgraph: str,
+    metrics: RouterMetrics | None,
+) -> RealmRoutingTransport:
+    """The layer over ``inner`` with the registry and the federation index from these
+    sources, cached as the settings say."""
+    registry = RealmRegistry(registry_source, refresh_seconds=settings.registry_refresh_seconds)
     index = FederationIndex(
-        InProcessIndexSource(read_index),
+        index_source,
         ttl_seconds=settings.federation_index_ttl_seconds,
         redis_url=settings.redis_url,
     )
     return RealmRoutingTransport(
-        inner,
-        supergraph_sdl,
-        registry,
-        RealmInstances(local=local),
-        index=index,
-        subgraph=subgraph,
+        inner, supergraph_sdl, registry, instances, index=index, subgraph=subgraph,
         metrics=metrics,
     )
 
