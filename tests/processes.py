@@ -6,16 +6,20 @@ hub's registry the way an operator (or compose's ``realms-init`` job) does it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 PEK = str(Path(sys.executable).parent / "pek")
 
@@ -25,6 +29,33 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def serve(app: Any, port: int, *, lifespan: str = "off"
+                ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve ``app`` on 127.0.0.1:``port`` in this event loop until the server is stopped
+    (``lifespan="on"`` for apps that start their parts at start-up, as the roles do)."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+@asynccontextmanager
+async def served(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+    """``app`` served on a free loopback port while the block runs: its origin."""
+    port = free_port()
+    server, task = await serve(app, port, lifespan=lifespan)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 class PekProcess:

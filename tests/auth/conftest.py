@@ -28,7 +28,7 @@ from pek.router.gateway import Gateway
 from pek.router.http import create_app
 from pek.router.transport import InProcessTransport
 from pek.settings import Settings
-from tests.processes import free_port
+from tests.processes import free_port, serve
 
 NODE_DIR = Path(__file__).parent / "node"
 CLIENT_ID = "pek-test-client"
@@ -114,19 +114,6 @@ class Stack:
     settings: Settings
     hub: HubSubgraph
     realm: RealmSubgraph
-
-
-async def serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    """Serve ``app`` on 127.0.0.1:``port`` in this event loop until the server is stopped."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return server, task
 
 
 @pytest.fixture

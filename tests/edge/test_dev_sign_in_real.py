@@ -13,17 +13,14 @@ import pytest
 
 from pek.roles import build_dev_app
 from pek.router.graphiql import DEFAULT_QUERY
-from tests.edge.test_metrics import _serve, _settings
+from tests.edge.test_metrics import _settings
+from tests.processes import served
 
 
 @pytest.fixture
 async def dev_url(tmp_path: Path) -> AsyncIterator[str]:
-    url, server, task = await _serve(build_dev_app(_settings(tmp_path, dev=True)))
-    try:
+    async with served(build_dev_app(_settings(tmp_path, dev=True)), lifespan="on") as url:
         yield url
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_the_sign_in_page_lists_people_before_anyone_signed_in(dev_url: str) -> None:

@@ -8,7 +8,6 @@ subgraphs in-process, served by uvicorn.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from pek.roles import gateway_options
 from pek.router.dedup import DeduplicatingGateway
@@ -26,7 +24,7 @@ from pek.router.gateway import Gateway
 from pek.router.http import create_app
 from pek.router.transport import InProcessTransport
 from pek.settings import Settings
-from tests.processes import free_port
+from tests.processes import served
 from tests.router.subgraphs import SCHEMAS, SUPERGRAPH_FILE, RecordingSubgraph
 
 from .conftest import local_edge_auth
@@ -43,20 +41,8 @@ async def _served(settings: Settings, key_dir: Path) -> AsyncIterator[str]:
                 **gateway_options(settings))
     )
     app = create_app(gateway, settings, auth=local_edge_auth(settings, key_dir))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with served(app) as origin:
+        yield origin
 
 
 @pytest.fixture

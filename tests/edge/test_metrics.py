@@ -5,44 +5,22 @@ after real traffic; ``PEK_METRICS=false`` removes the route."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.routing import Route
 
 from pek.roles import build_dev_app, build_subgraph_app
 from pek.router.dedup import DeduplicatingGateway
 from pek.router.fetch_dedup import DeduplicatingTransport
 from pek.settings import Settings
+from tests.processes import served
 from tests.router.prometheus_text import Exposition, parse
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _serve(app: Any) -> tuple[str, uvicorn.Server, asyncio.Task[None]]:
-    """Serve ``app`` (lifespan included: the roles start their subgraphs there)."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, task
 
 
 def _settings(tmp_path: Path, **changes: Any) -> Settings:
@@ -53,12 +31,8 @@ def _settings(tmp_path: Path, **changes: Any) -> Settings:
 
 @pytest.fixture
 async def dev_url(tmp_path: Path) -> AsyncIterator[str]:
-    url, server, task = await _serve(build_dev_app(_settings(tmp_path)))
-    try:
+    async with served(build_dev_app(_settings(tmp_path)), lifespan="on") as url:
         yield url
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _scrape(client: httpx.AsyncClient, url: str) -> Exposition:
@@ -132,9 +106,8 @@ async def test_the_deduplication_layers_counters_are_reported(tmp_path: Path) ->
     assert isinstance(gateway, DeduplicatingGateway)
     fetches = gateway.gateway.transport
     assert isinstance(fetches, DeduplicatingTransport)
-    url, server, task = await _serve(app)
     query = "{ groups(first: 3) { edges { node { name realm { id name } } } } }"
-    try:
+    async with served(app, lifespan="on") as url:
         async with httpx.AsyncClient(timeout=30) as client:
             # two spellings of one query: each shares its own executions (inbound), and
             # both plan to the same subgraph fetches (shared by the fetch layer)
@@ -145,9 +118,6 @@ async def test_the_deduplication_layers_counters_are_reported(tmp_path: Path) ->
             ))
             assert all(a.status_code == 200 for a in answers)
             exposition = await _scrape(client, url)
-    finally:
-        server.should_exit = True
-        await task
     assert exposition.value("pek_requests_total", operation_type="query", status="2xx") == 20
     # the layers' own counters, as they were when scraped
     assert gateway.stats.executions + gateway.stats.shared == 20
@@ -156,20 +126,15 @@ async def test_the_deduplication_layers_counters_are_reported(tmp_path: Path) ->
 
 
 async def test_metrics_off_removes_the_route(tmp_path: Path) -> None:
-    url, server, task = await _serve(build_dev_app(_settings(tmp_path, metrics=False)))
-    try:
+    async with served(build_dev_app(_settings(tmp_path, metrics=False)), lifespan="on") as url:
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(f"{url}/graphql", json={"query": "{ realms { id } }"})
             assert response.status_code == 200
             assert (await client.get(f"{url}/metrics")).status_code == 404
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_the_hub_process_serves_its_own_metrics(tmp_path: Path) -> None:
-    url, server, task = await _serve(build_subgraph_app("hub", _settings(tmp_path)))
-    try:
+    async with served(build_subgraph_app("hub", _settings(tmp_path)), lifespan="on") as url:
         async with httpx.AsyncClient(timeout=30) as client:
             for _ in range(2):
                 response = await client.post(f"{url}/graphql",
@@ -179,9 +144,6 @@ async def test_the_hub_process_serves_its_own_metrics(tmp_path: Path) -> None:
                                          headers={"content-type": "application/json"})
             assert response.status_code == 400
             exposition = await _scrape(client, url)
-    finally:
-        server.should_exit = True
-        await task
     assert exposition.value("pek_requests_total", operation_type="query", status="2xx") == 2
     assert exposition.value("pek_requests_total", operation_type="unknown", status="4xx") == 1
     assert exposition.value("pek_request_duration_seconds_count", operation_type="query") == 2
